@@ -1,0 +1,30 @@
+"""tinygrad_rnn: recurrent networks from scratch — a numpy autograd, hand-written BPTT, pictures."""
+
+from .context import enable_grad, is_grad_enabled, no_grad, scope
+from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
+from .functions import cat, stack, where
+from .gradcheck import GradcheckError, gradcheck
+from .tensor import Function, Tensor
+
+__all__ = [
+    "Function",
+    "GradcheckError",
+    "Tensor",
+    "arange",
+    "cat",
+    "enable_grad",
+    "eye",
+    "gradcheck",
+    "is_grad_enabled",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "scope",
+    "stack",
+    "where",
+    "zeros",
+    "zeros_like",
+]
+__version__ = "0.1.0"

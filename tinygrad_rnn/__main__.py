@@ -1,0 +1,5 @@
+"""`python -m tinygrad_rnn ...` is the `tinygrad-rnn` command."""
+
+from .cli import main
+
+raise SystemExit(main())

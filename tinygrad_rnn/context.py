@@ -1,0 +1,52 @@
+"""The two pieces of context every op reads: whether a graph is being recorded, and the step scope.
+
+Both are contextvars, so they restore on exit and stay correct across threads and generators.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+grad_enabled: ContextVar[bool] = ContextVar("tinygrad_rnn_grad_enabled", default=True)
+current_scope: ContextVar[str | None] = ContextVar("tinygrad_rnn_scope", default=None)
+
+
+@contextmanager
+def no_grad() -> Iterator[None]:
+    """Ops inside record no graph: their results have requires_grad=False (as torch.no_grad)."""
+    token = grad_enabled.set(False)
+    try:
+        yield
+    finally:
+        grad_enabled.reset(token)
+
+
+@contextmanager
+def enable_grad() -> Iterator[None]:
+    """Record the graph again inside a `no_grad` block."""
+    token = grad_enabled.set(True)
+    try:
+        yield
+    finally:
+        grad_enabled.reset(token)
+
+
+def is_grad_enabled() -> bool:
+    return grad_enabled.get()
+
+
+@contextmanager
+def scope(name: str) -> Iterator[None]:
+    """Label every tensor made inside with `name` (nested scopes join with '.').
+
+    The recurrent layers record one scope per time step, e.g. ``lstm.l0.t3``; pictures use it to
+    draw one cluster per step. The label is a plain string on each node.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"scope: expected a non-empty string, got {name!r}")
+    outer = current_scope.get()
+    token = current_scope.set(name if outer is None else f"{outer}.{name}")
+    try:
+        yield
+    finally:
+        current_scope.reset(token)

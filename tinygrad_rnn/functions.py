@@ -1,0 +1,57 @@
+"""Module-level ops that take several tensors, as in torch: cat, stack, where."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import ops
+from .tensor import Tensor, tensors_of
+
+
+def _common_float(op: str, tensors: list[Tensor]) -> None:
+    dtypes = {t.dtype for t in tensors}
+    if len(dtypes) > 1:
+        raise TypeError(f"{op}: all tensors need one dtype, got {sorted(str(d) for d in dtypes)}")
+
+
+def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """Join tensors along an existing axis; their other sizes must agree."""
+    items = tensors_of(tensors)
+    if not items:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
+    _common_float("cat", items)
+    axis = items[0]._one_axis("cat", axis if dim is None else dim)
+    reference = items[0].shape[:axis] + items[0].shape[axis + 1 :]
+    for i, t in enumerate(items):
+        if t.ndim != items[0].ndim or t.shape[:axis] + t.shape[axis + 1 :] != reference:
+            raise ValueError(
+                f"cat: tensor {i} has shape {t.shape}, expected {items[0].shape} except along axis {axis}"
+            )
+    return ops.Cat.apply(*items, axis=axis)
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    """Join same-shaped tensors along a new axis."""
+    items = tensors_of(tensors)
+    if not items:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    _common_float("stack", items)
+    for i, t in enumerate(items):
+        if t.shape != items[0].shape:
+            raise ValueError(f"stack: tensor {i} has shape {t.shape}, expected {items[0].shape} (all equal)")
+    axis = axis if dim is None else dim
+    if not -items[0].ndim - 1 <= axis <= items[0].ndim:
+        raise ValueError(f"stack: axis {axis} is out of range for tensors of shape {items[0].shape}")
+    return ops.Stack.apply(*items, axis=axis % (items[0].ndim + 1))
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """a where condition holds, else b (broadcast); the gradient flows to the branch taken."""
+    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition)
+    if cond.dtype != np.bool_:
+        raise TypeError(f"where: the condition must be boolean, got dtype {cond.dtype}")
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError("where: at least one of a and b must be a Tensor")
+    first = a if isinstance(a, Tensor) else b
+    return ops.Where.apply(first._operand(a, "where"), first._operand(b, "where"), cond=cond)

@@ -1,0 +1,749 @@
+"""The Tensor, the Function every op derives from, and the reverse-mode engine.
+
+A Tensor made by an op remembers the Function instance (`ctx`) that made it; the ctx remembers its
+input Tensors (`parents`) and whatever its backward needs (`saved`). `backward` walks that graph
+from the root in reverse topological order with a work list (Kahn's algorithm) — no recursion, so a
+chain of any length backpropagates — and hands each ctx the gradients of its outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+
+from .context import current_scope, grad_enabled
+
+FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+DEFAULT_FLOAT = np.dtype(np.float32)
+
+
+class Function:
+    """Base of every differentiable op: `forward(ctx, *arrays, **options)` and `backward(ctx, *grads)`.
+
+    `forward` receives the inputs' ndarrays and returns an ndarray (or a tuple of them when the
+    class sets `multi_output`); `backward` receives one gradient per output and returns a tuple
+    with one gradient (or None) per input, each of the input's exact shape.
+    """
+
+    __slots__ = ("parents", "saved", "needs_input_grad", "retained", "freed", "__dict__")
+    multi_output = False
+
+    def save_for_backward(self, *arrays: Any) -> None:
+        self.saved = arrays
+
+    @classmethod
+    def apply(cls, *inputs: Tensor, **options: Any) -> Any:
+        ctx = cls.__new__(cls)
+        try:
+            out = cls.forward(ctx, *[t.data for t in inputs], **options)
+        except (ValueError, IndexError, TypeError) as error:
+            shapes = ", ".join(str(t.shape) for t in inputs)
+            raise type(error)(f"{cls.__name__.lower()}: {error} (input shapes: {shapes})") from error
+        record = grad_enabled.get() and any(t.requires_grad for t in inputs)
+        if record:
+            ctx.parents = inputs
+            ctx.needs_input_grad = tuple(t.requires_grad for t in inputs)
+            ctx.retained = None
+            ctx.freed = False
+        else:
+            ctx = None
+        scope = current_scope.get()
+        if cls.multi_output:
+            return tuple(Tensor._make(o, record, ctx, i, scope) for i, o in enumerate(out))
+        return Tensor._make(out, record, ctx, 0, scope)
+
+    @staticmethod
+    def forward(ctx: Function, *arrays: np.ndarray, **options: Any) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Function, *grads: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        raise NotImplementedError
+
+
+def _as_dtype(dtype: Any) -> np.dtype | None:
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype in ("float", "double", "long"):
+        dtype = {"float": np.float32, "double": np.float64, "long": np.int64}[dtype]
+    try:
+        return np.dtype(dtype)
+    except TypeError as error:
+        raise TypeError(f"Tensor: unknown dtype {dtype!r}") from error
+
+
+def _to_array(data: Any, dtype: np.dtype | None) -> np.ndarray:
+    """Copy `data` into a fresh ndarray: floats default to float32, float ndarrays keep their dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.array(data, dtype=dtype)
+    array = np.array(data)
+    if array.dtype.kind == "f" and not isinstance(data, np.ndarray | np.floating):
+        return array.astype(DEFAULT_FLOAT)
+    if array.dtype.kind in "iu" and array.dtype != np.int64 and not isinstance(data, np.ndarray):
+        return array.astype(np.int64)
+    if array.dtype.kind not in "fiub":
+        raise TypeError(f"Tensor: expected numbers (float, int or bool), got dtype {array.dtype}")
+    return array
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it, for reverse-mode differentiation.
+
+    `Tensor(data, requires_grad=False, dtype=None, name=None)`: data is a scalar, a (nested) list or
+    an ndarray (copied). Python floats become float32 as in PyTorch; a float ndarray keeps its dtype;
+    a float32 graph stays float32 in forward and backward.
+    """
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_index", "name", "scope", "detached")
+    __array_ufunc__ = None  # make numpy defer to the reflected operators: np.float32(2) * t -> t.__rmul__
+
+    def __init__(
+        self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None
+    ) -> None:
+        array = _to_array(data, _as_dtype(dtype))
+        if requires_grad and array.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {array.dtype}")
+        self.data = array
+        self.grad: Tensor | None = None
+        self.requires_grad = bool(requires_grad)
+        self._ctx: Function | None = None
+        self._index = 0
+        self.name = name
+        self.scope: str | None = None
+        self.detached = False
+
+    @classmethod
+    def _make(
+        cls, data: np.ndarray, requires_grad: bool, ctx: Function | None, index: int, scope: str | None
+    ) -> Tensor:
+        t = cls.__new__(cls)
+        t.data = data
+        t.grad = None
+        t.requires_grad = requires_grad
+        t._ctx = ctx
+        t._index = index
+        t.name = None
+        t.scope = scope
+        t.detached = False
+        return t
+
+    # --- what the graph looks like (read by viz and reports) -------------------------------------
+
+    @property
+    def parents(self) -> tuple[Tensor, ...]:
+        """The tensors this one was computed from (empty for a leaf or outside a graph)."""
+        return self._ctx.parents if self._ctx is not None else ()
+
+    @property
+    def op(self) -> str | None:
+        """Name of the op that made this tensor ('Tanh', 'MatMul', ...), None for a leaf."""
+        return type(self._ctx).__name__ if self._ctx is not None else None
+
+    @property
+    def output_index(self) -> int:
+        """Which output of its op this tensor is (non-zero only for split/chunk)."""
+        return self._index
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def numel(self) -> int:
+        return self.data.size
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
+        extras = [f"dtype={self.dtype}"]
+        if self._ctx is not None:
+            extras.append(f"op={self.op}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        if self.name is not None:
+            extras.append(f"name={self.name!r}")
+        if self.scope is not None:
+            extras.append(f"scope={self.scope!r}")
+        return f"Tensor({body}, {', '.join(extras)})"
+
+    # --- conversion ------------------------------------------------------------------------------
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"item: only a tensor with one element converts to a number, got shape {self.shape}"
+            )
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.data)
+
+    def detach(self) -> Tensor:
+        """The same values, cut from the graph: no gradient flows back through the result."""
+        t = Tensor._make(self.data, False, None, 0, self.scope)
+        t.name = self.name
+        t.detached = self._ctx is not None or self.requires_grad
+        return t
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if not self.is_leaf:
+            raise RuntimeError("requires_grad_: only a leaf's flag can be changed; use detach() first")
+        if requires_grad and self.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"requires_grad_: only floating-point tensors can require grad, got {self.dtype}")
+        self.requires_grad = requires_grad
+        return self
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this non-leaf tensor after backward (leaves keep it anyway)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        if self._ctx is None:
+            return
+        if self._ctx.retained is None:
+            self._ctx.retained = []
+        if all(t is not self for t in self._ctx.retained):
+            self._ctx.retained.append(self)
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if self.requires_grad:
+            raise RuntimeError(
+                "item assignment on a tensor that requires grad would corrupt the recorded graph; "
+                "collect the per-step results in a list and combine them with tinygrad_rnn.stack(...) "
+                "or tinygrad_rnn.cat(...)"
+            )
+        self.data[_raw_index(index)] = value.data if isinstance(value, Tensor) else value
+
+    # --- arithmetic ------------------------------------------------------------------------------
+
+    def _operand(self, other: Any, op: str) -> Tensor:
+        """`other` as a Tensor of this tensor's dtype: scalars and arrays are cast; mixing float32 and
+        float64 Tensors is an error (no silent up-casting)."""
+        if isinstance(other, Tensor):
+            if other.dtype != self.dtype and other.dtype.kind == "f" and self.dtype.kind == "f":
+                raise TypeError(
+                    f"{op}: dtype mismatch, {self.dtype} and {other.dtype}; convert one explicitly "
+                    "(.float() or .double())"
+                )
+            if other.dtype.kind != "f" and self.dtype.kind == "f":
+                return Tensor._make(other.data.astype(self.dtype), False, None, 0, None)
+            return other
+        if isinstance(other, np.ndarray | float | int | bool | np.number | np.bool_):
+            dtype = self.dtype if self.dtype.kind == "f" else None
+            return Tensor._make(np.asarray(other, dtype=dtype), False, None, 0, None)
+        raise TypeError(f"{op}: unsupported operand of type {type(other).__name__}")
+
+    def __add__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self, self._operand(other, "add"))
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.Add.apply(self._operand(other, "add"), self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(self, self._operand(other, "sub"))
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.Sub.apply(self._operand(other, "sub"), self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(self, self._operand(other, "mul"))
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.Mul.apply(self._operand(other, "mul"), self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(self, self._operand(other, "div"))
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.Div.apply(self._operand(other, "div"), self)
+
+    def __neg__(self) -> Tensor:
+        return ops.Neg.apply(self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, Tensor) or not isinstance(exponent, int | float | np.number):
+            raise TypeError(
+                f"pow: the exponent must be a Python or numpy scalar, got {type(exponent).__name__}"
+            )
+        return ops.Pow.apply(self, exponent=float(exponent) if not isinstance(exponent, int) else exponent)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return self.matmul(other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(self._operand(other, "matmul"), self)
+
+    def matmul(self, other: Any) -> Tensor:
+        return ops.MatMul.apply(self, self._operand(other, "matmul"))
+
+    def add(self, other: Any) -> Tensor:
+        return self + other
+
+    def sub(self, other: Any) -> Tensor:
+        return self - other
+
+    def mul(self, other: Any) -> Tensor:
+        return self * other
+
+    def div(self, other: Any) -> Tensor:
+        return self / other
+
+    def neg(self) -> Tensor:
+        return ops.Neg.apply(self)
+
+    def pow(self, exponent: float) -> Tensor:
+        return self**exponent
+
+    # comparisons give boolean tensors outside the graph (masks for where)
+    def __lt__(self, other: Any) -> Tensor:
+        return Tensor._make(self.data < _raw(other), False, None, 0, None)
+
+    def __le__(self, other: Any) -> Tensor:
+        return Tensor._make(self.data <= _raw(other), False, None, 0, None)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return Tensor._make(self.data > _raw(other), False, None, 0, None)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return Tensor._make(self.data >= _raw(other), False, None, 0, None)
+
+    # --- elementwise functions -------------------------------------------------------------------
+
+    def exp(self) -> Tensor:
+        return ops.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return ops.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.Sqrt.apply(self)
+
+    def tanh(self) -> Tensor:
+        return ops.Tanh.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.Sigmoid.apply(self)
+
+    def relu(self) -> Tensor:
+        return ops.Relu.apply(self)
+
+    def abs(self) -> Tensor:
+        return ops.Abs.apply(self)
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        if min is None and max is None:
+            raise ValueError("clip: give at least one of min and max")
+        return ops.Clip.apply(self, low=min, high=max)
+
+    clamp = clip
+
+    def maximum(self, other: Any) -> Tensor:
+        return ops.Maximum.apply(self, self._operand(other, "maximum"))
+
+    def minimum(self, other: Any) -> Tensor:
+        return ops.Minimum.apply(self, self._operand(other, "minimum"))
+
+    def to(self, dtype: Any) -> Tensor:
+        """This tensor in another dtype (differentiable; the gradient is cast back)."""
+        target = _as_dtype(dtype)
+        if target == self.dtype:
+            return self
+        if self.requires_grad and target not in FLOAT_DTYPES:
+            raise TypeError(f"to: a tensor that requires grad can only become a float dtype, not {target}")
+        return ops.Cast.apply(self, dtype=target)
+
+    def float(self) -> Tensor:
+        return self.to(np.float32)
+
+    def double(self) -> Tensor:
+        return self.to(np.float64)
+
+    # --- reductions (axis/keepdims as numpy; dim/keepdim as torch) -------------------------------
+
+    def sum(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None
+    ) -> Tensor:
+        axis, keepdims = self._reduction_axes("sum", axis, keepdims, dim, keepdim)
+        return ops.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None
+    ) -> Tensor:
+        axis, keepdims = self._reduction_axes("mean", axis, keepdims, dim, keepdim)
+        return ops.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None
+    ) -> Tensor:
+        """The largest values (like numpy's max / torch.amax); the gradient goes to the arg-max."""
+        axis, keepdims = self._reduction_axes("max", axis, keepdims, dim, keepdim)
+        return ops.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None
+    ) -> Tensor:
+        return -((-self).max(axis, keepdims, dim=dim, keepdim=keepdim))
+
+    def var(
+        self,
+        axis: Any = None,
+        keepdims: bool = False,
+        *,
+        correction: int = 1,
+        dim: Any = None,
+        keepdim: bool | None = None,
+    ) -> Tensor:
+        """Σ (x − mean)² / (n − correction); correction=1 is the unbiased estimate (torch's default)."""
+        axis, keepdims = self._reduction_axes("var", axis, keepdims, dim, keepdim)
+        centered = self - self.mean(axis, keepdims=True)
+        count = ops.reduced_count(self.shape, axis) - correction
+        if count <= 0:
+            raise ValueError(
+                f"var: {count + correction} values with correction={correction} leave no degrees of freedom"
+            )
+        return (centered * centered).sum(axis, keepdims) / count
+
+    def argmax(self, axis: int | None = None) -> Tensor:
+        return Tensor._make(np.argmax(self.data, axis=axis), False, None, 0, None)
+
+    def _reduction_axes(
+        self, op: str, axis: Any, keepdims: bool, dim: Any, keepdim: bool | None
+    ) -> tuple[Any, bool]:
+        if dim is not None:
+            axis = dim
+        if keepdim is not None:
+            keepdims = keepdim
+        if isinstance(axis, list):
+            axis = tuple(axis)
+        for a in (axis,) if isinstance(axis, int) else axis or ():
+            if not -self.ndim <= a < self.ndim:
+                raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {self.shape}")
+        return axis, bool(keepdims)
+
+    def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return ops.Softmax.apply(self, axis=self._one_axis("softmax", axis if dim is None else dim))
+
+    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        return ops.LogSoftmax.apply(self, axis=self._one_axis("log_softmax", axis if dim is None else dim))
+
+    def _one_axis(self, op: str, axis: int) -> int:
+        if not isinstance(axis, int | np.integer) or not -max(self.ndim, 1) <= axis < max(self.ndim, 1):
+            raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape {self.shape}")
+        return int(axis) % max(self.ndim, 1)
+
+    # --- shape and indexing ----------------------------------------------------------------------
+
+    def reshape(self, *shape: Any) -> Tensor:
+        if len(shape) == 1 and isinstance(shape[0], tuple | list):
+            shape = tuple(shape[0])
+        try:
+            target = _reshaped(self.shape, tuple(int(n) for n in shape))
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"reshape: cannot reshape {self.shape} into {shape}: {error}") from error
+        return ops.Reshape.apply(self, shape=target)
+
+    view = reshape
+
+    def flatten(self) -> Tensor:
+        return self.reshape(-1)
+
+    def permute(self, *axes: Any) -> Tensor:
+        if len(axes) == 1 and isinstance(axes[0], tuple | list):
+            axes = tuple(axes[0])
+        if len(axes) != self.ndim or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: {axes} is not a permutation of the {self.ndim} axes of {self.shape}")
+        return ops.Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+
+    def transpose(self, dim0: int = -2, dim1: int = -1) -> Tensor:
+        """Swap two axes (torch's transpose(dim0, dim1)); with no arguments, the last two."""
+        if self.ndim < 2:
+            raise ValueError(f"transpose: needs at least 2 dimensions, got shape {self.shape}")
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(axes)
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802
+        return self.permute(tuple(reversed(range(self.ndim)))) if self.ndim > 1 else self
+
+    def squeeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        axis = axis if dim is None else dim
+        if axis is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        axis = self._one_axis("squeeze", axis)
+        if self.shape[axis] != 1:
+            return self
+        return self.reshape(self.shape[:axis] + self.shape[axis + 1 :])
+
+    def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
+        axis = axis if dim is None else dim
+        if not isinstance(axis, int) or not -self.ndim - 1 <= axis <= self.ndim:
+            raise ValueError(f"unsqueeze: axis {axis!r} is out of range for a tensor of shape {self.shape}")
+        axis %= self.ndim + 1
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.GetItem.apply(self, index=_raw_index(index))
+
+    def split(
+        self, split_size_or_sections: int | list[int], axis: int = 0, *, dim: int | None = None
+    ) -> tuple[Tensor, ...]:
+        """Pieces of `split_size` along `axis` (the last may be smaller), or of the listed sizes."""
+        axis = self._one_axis("split", axis if dim is None else dim)
+        length = self.shape[axis]
+        if isinstance(split_size_or_sections, int | np.integer):
+            step = int(split_size_or_sections)
+            if step <= 0:
+                raise ValueError(f"split: split_size must be positive, got {step}")
+            sizes = tuple(min(step, length - start) for start in range(0, length, step))
+        else:
+            sizes = tuple(int(n) for n in split_size_or_sections)
+            if sum(sizes) != length:
+                raise ValueError(
+                    f"split: sections {list(sizes)} do not add up to {length} (axis {axis} of {self.shape})"
+                )
+        return ops.Split.apply(self, sizes=sizes, axis=axis)
+
+    def chunk(self, chunks: int, axis: int = 0, *, dim: int | None = None) -> tuple[Tensor, ...]:
+        """`chunks` pieces of ceil(n / chunks) along `axis` (as torch.chunk)."""
+        axis = self._one_axis("chunk", axis if dim is None else dim)
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        return self.split(-(-self.shape[axis] // chunks), axis)
+
+    def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
+        """Constant padding, numpy style: ((before, after), ...) per axis, or one pair for all axes."""
+        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
+        if (widths < 0).any():
+            raise ValueError(f"pad: widths must be non-negative, got {pad_width}")
+        return ops.Pad.apply(self, pad_width=tuple(map(tuple, widths.tolist())), value=value)
+
+    # --- backward --------------------------------------------------------------------------------
+
+    def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's `.grad` (seed `grad`, or 1 for a scalar)."""
+        backward(self, grad, retain_graph)
+
+
+def _raw(value: Any) -> Any:
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _reshaped(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
+    """`target` with its -1 (at most one) resolved, or ValueError if the sizes disagree."""
+    size = int(np.prod(shape, dtype=np.int64))
+    known = int(np.prod([n for n in target if n != -1], dtype=np.int64))
+    if target.count(-1) > 1 or any(n < -1 for n in target):
+        raise ValueError("at most one -1 and no other negative sizes")
+    if -1 in target:
+        if known == 0 or size % known:
+            raise ValueError(f"{size} elements do not fill the known sizes ({known})")
+        return tuple(size // known if n == -1 else n for n in target)
+    if known != size:
+        raise ValueError(f"{size} elements, {known} asked for")
+    return target
+
+
+def _raw_index(index: Any) -> Any:
+    """Turn Tensors inside an index into ndarrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return index
+
+
+def _seed(root: Tensor, grad: Any) -> np.ndarray:
+    if not root.requires_grad:
+        raise ValueError(
+            "backward: this tensor does not require grad (no input had requires_grad=True, "
+            "it was computed under no_grad(), or it was detached)"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise ValueError(
+                f"backward: a tensor of shape {root.shape} is not a scalar; pass grad= of that shape "
+                "(the gradient of the final loss with respect to it)"
+            )
+        return np.ones(root.shape, dtype=root.dtype)
+    seed = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+    if seed.shape != root.shape:
+        raise ValueError(f"backward: grad has shape {seed.shape}, expected {root.shape} (the tensor's shape)")
+    if seed.dtype != root.dtype:
+        raise TypeError(f"backward: grad has dtype {seed.dtype}, expected {root.dtype} (the tensor's dtype)")
+    return seed
+
+
+class _Slot:
+    """A gradient being summed. `owned` is False while `array` may alias an array someone else holds,
+    so the first accumulation allocates and only later ones add in place."""
+
+    __slots__ = ("array", "owned")
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+        self.owned = False
+
+    def add(self, array: np.ndarray) -> None:
+        if self.owned:
+            self.array += array
+        else:
+            self.array = self.array + array
+            self.owned = True
+
+    def take(self) -> np.ndarray:
+        """The sum as an array no one else holds (a copy if it might be aliased or read-only)."""
+        return self.array if self.owned else np.array(self.array)
+
+
+def _consumer_counts(root_ctx: Function) -> dict[int, int]:
+    """For every ctx reachable from root_ctx: how many graph edges point into it."""
+    counts = {id(root_ctx): 0}
+    stack = [root_ctx]
+    while stack:
+        ctx = stack.pop()
+        if ctx.freed:
+            raise RuntimeError(
+                "backward: trying to go through the graph a second time, but its saved arrays were "
+                "freed by the first backward; call backward(retain_graph=True) the first time"
+            )
+        for parent, needed in zip(ctx.parents, ctx.needs_input_grad, strict=True):
+            if not needed or parent._ctx is None:
+                continue
+            key = id(parent._ctx)
+            if key in counts:
+                counts[key] += 1
+            else:
+                counts[key] = 1
+                stack.append(parent._ctx)
+    return counts
+
+
+def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
+    """Reverse-mode sweep from `root`; see `Tensor.backward`."""
+    seed = _seed(root, grad)
+    if root._ctx is None:
+        _accumulate_leaf(root, _Slot(seed))
+        return
+    counts = _consumer_counts(root._ctx)
+    pending: dict[int, list[_Slot | None]] = {}
+    leaves: dict[int, tuple[Tensor, _Slot]] = {}
+    _deliver(root, seed, pending, leaves)
+    ready = [root._ctx]
+    while ready:
+        ctx = ready.pop()
+        slots = pending.pop(id(ctx))
+        if ctx.retained is not None:
+            for t in ctx.retained:
+                if slots[t._index] is not None:
+                    _accumulate_leaf(t, slots[t._index])
+        grads_out = [s.array if s is not None else None for s in slots]
+        if ctx.multi_output:
+            grads = ctx.backward(ctx, *grads_out)
+        else:
+            grads = ctx.backward(ctx, grads_out[0])
+        if not retain_graph:
+            ctx.saved = None
+            ctx.freed = True
+        for parent, needed, g in zip(ctx.parents, ctx.needs_input_grad, grads, strict=True):
+            if not needed:
+                continue
+            if g is not None:
+                _deliver(parent, g, pending, leaves)
+            parent_ctx = parent._ctx
+            if parent_ctx is not None:
+                key = id(parent_ctx)
+                counts[key] -= 1
+                if counts[key] == 0:
+                    if key in pending:
+                        ready.append(parent_ctx)
+                    elif not retain_graph:
+                        parent_ctx.freed = True
+    for leaf, slot in leaves.values():
+        _accumulate_leaf(leaf, slot)
+
+
+def _deliver(
+    t: Tensor, g: np.ndarray, pending: dict[int, list[_Slot | None]], leaves: dict[int, tuple[Tensor, _Slot]]
+) -> None:
+    ctx = t._ctx
+    if ctx is None:
+        entry = leaves.get(id(t))
+        if entry is None:
+            leaves[id(t)] = (t, _Slot(g))
+        else:
+            entry[1].add(g)
+        return
+    slots = pending.get(id(ctx))
+    if slots is None:
+        slots = pending[id(ctx)] = [None] * (ctx.n_outputs if ctx.multi_output else 1)
+    slot = slots[t._index]
+    if slot is None:
+        slots[t._index] = _Slot(g)
+    else:
+        slot.add(g)
+
+
+def _accumulate_leaf(t: Tensor, slot: _Slot) -> None:
+    if t.grad is None:
+        t.grad = Tensor._make(slot.take(), False, None, 0, None)
+    else:
+        t.grad.data = t.grad.data + slot.array
+
+
+def tensors_of(values: Iterable[Any]) -> list[Tensor]:
+    """Check that every item is a Tensor (for ops taking a list, like cat and stack)."""
+    items = list(values)
+    for i, item in enumerate(items):
+        if not isinstance(item, Tensor):
+            raise TypeError(f"expected a sequence of Tensors, item {i} is {type(item).__name__}")
+    return items
+
+
+# ops.py builds on Function above; the Tensor's methods look `ops` up when they are called.
+from . import ops  # noqa: E402
