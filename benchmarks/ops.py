@@ -24,7 +24,8 @@ def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 2000) -> fl
 
 def op_table() -> None:
     rng = np.random.default_rng(0)
-    a_np, b_np = rng.standard_normal((8, 8)).astype(np.float32), rng.standard_normal((8, 8)).astype(np.float32)
+    a_np = rng.standard_normal((8, 8)).astype(np.float32)
+    b_np = rng.standard_normal((8, 8)).astype(np.float32)
     a, b = tg.Tensor(a_np, requires_grad=True), tg.Tensor(b_np, requires_grad=True)
     cases = {
         "add": (lambda: a + b, lambda: a_np + b_np),
@@ -79,7 +80,8 @@ def chain(steps: int = 10_000, hidden: int = 32) -> None:
     end_np = time.perf_counter()
     print(
         f"\nchain of {steps} (h @ W).tanh() steps, H={hidden}: forward {(middle - start) * 1e3:.1f} ms, "
-        f"backward {(end - middle) * 1e3:.1f} ms; hand-written numpy fwd+bwd {(end_np - start_np) * 1e3:.1f} ms "
+        f"backward {(end - middle) * 1e3:.1f} ms; "
+        f"hand-written numpy fwd+bwd {(end_np - start_np) * 1e3:.1f} ms "
         f"(ratio {(end - start) / (end_np - start_np):.2f})"
     )
 

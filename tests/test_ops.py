@@ -141,6 +141,13 @@ CASES = [
     Case("split_one_piece_used", lambda a: a.split(2, 0)[1], [normal(5, 3)]),
     Case("chunk", lambda a: a.chunk(4, 1)[0] * a.chunk(4, 1)[3], [normal(3, 8)]),
     Case(
+        "unbind",
+        lambda a: tg.stack([p * (i + 1) for i, p in enumerate(a.unbind(1))], 0),
+        [normal(2, 3, 4)],
+        lambda a: __import__("torch").stack([p * (i + 1) for i, p in enumerate(a.unbind(1))], 0),
+    ),
+    Case("unbind_some_unused", lambda a: a.unbind(0)[2] * a.unbind(0)[0], [normal(3, 4)]),
+    Case(
         "cat",
         lambda a, b: tg.cat([a, b, a], 1),
         [normal(2, 3), normal(2, 1)],

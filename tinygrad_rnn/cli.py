@@ -9,7 +9,7 @@ from . import Tensor, gradcheck, stack
 
 
 def demo(args: argparse.Namespace) -> int:
-    """An RNN written with Tensor ops: forward over T steps, backward, and gradcheck against finite differences."""
+    """A vanilla RNN written with Tensor ops: forward over T steps, backward, gradcheck."""
     rng = np.random.default_rng(args.seed)
     steps, batch, inputs, hidden = args.steps, args.batch, args.input_size, args.hidden_size
     x = Tensor(rng.standard_normal((steps, batch, inputs)), name="x")

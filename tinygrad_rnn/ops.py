@@ -515,6 +515,28 @@ class Split(Function):
         return (np.concatenate(grads, axis=axis),)
 
 
+class Unbind(Function):
+    """The slices x[i] along an axis, as views (a sequence's time steps); backward is one stack."""
+
+    multi_output = True
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        ctx.args = (x.shape, axis)
+        ctx.n_outputs = x.shape[axis]
+        lead = (slice(None),) * axis
+        return tuple(x[lead + (i,)] for i in range(x.shape[axis]))
+
+    @staticmethod
+    def backward(ctx, *grads):
+        shape, axis = ctx.args
+        if any(g is None for g in grads):
+            piece = shape[:axis] + shape[axis + 1 :]
+            dtype = next(g.dtype for g in grads if g is not None)
+            grads = [g if g is not None else np.zeros(piece, dtype=dtype) for g in grads]
+        return (np.stack(grads, axis=axis),)
+
+
 class Cat(Function):
     @staticmethod
     def forward(ctx, *arrays, axis):

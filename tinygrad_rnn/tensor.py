@@ -556,6 +556,10 @@ class Tensor:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
         return self.split(-(-self.shape[axis] // chunks), axis)
 
+    def unbind(self, axis: int = 0, *, dim: int | None = None) -> tuple[Tensor, ...]:
+        """The slices along `axis` (as torch.unbind): a sequence's time steps, with one stack as backward."""
+        return ops.Unbind.apply(self, axis=self._one_axis("unbind", axis if dim is None else dim))
+
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
         """Constant padding, numpy style: ((before, after), ...) per axis, or one pair for all axes."""
         widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
