@@ -1,0 +1,66 @@
+"""Hand-written forward passes and backpropagation through time, in plain numpy.
+
+An independent derivation of every gradient the autograd computes — it imports numpy only, never the
+Tensor — with PyTorch's conventions exactly (row vectors, time-major (T, N, D), gates stacked in the
+rows of weight_ih / weight_hh, the parameter names of nn.RNN / nn.LSTM / nn.GRU), so parameters move
+between this package, the autograd modules and PyTorch without a transpose.
+
+    cell.py        the cell interface, parameter checks, weight gradients as sums over time
+    rnn.py, lstm.py, gru.py    the recurrences: step and sequence pairs
+    sequence.py    the time loop of one layer-direction: lengths, reverse, BPTT, per-step records
+    stack.py       layers × directions (recurrent_forward / recurrent_backward)
+    layers.py      affine over time, embedding, softmax cross-entropy
+    lm.py          the language model; tbptt.py truncated BPTT and gradient clipping
+    convert.py     parameters and configuration from a module
+
+Every backward returns gradients under exactly the keys of the params it was given.  Per-step
+quantities: the sequence and stack backwards (and `lm_backward`) take `return_steps=True` and then
+also return `BPTTSteps` records: dL/dh_t for every step and each step's contribution dW_t to every
+shared weight's gradient (which sum over t to the gradient).
+"""
+
+from .activations import sigmoid
+from .convert import from_module
+from .gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
+from .layers import (
+    affine_backward,
+    affine_forward,
+    embedding_backward,
+    embedding_forward,
+    softmax_cross_entropy,
+)
+from .lm import lm_backward, lm_forward
+from .lstm import lstm_backward, lstm_forward, lstm_step_backward, lstm_step_forward
+from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
+from .sequence import BPTTSteps
+from .stack import recurrent_backward, recurrent_forward
+from .tbptt import clip_grad_norm, lm_truncated_bptt
+
+__all__ = [
+    "BPTTSteps",
+    "affine_backward",
+    "affine_forward",
+    "clip_grad_norm",
+    "embedding_backward",
+    "embedding_forward",
+    "from_module",
+    "gru_backward",
+    "gru_forward",
+    "gru_step_backward",
+    "gru_step_forward",
+    "lm_backward",
+    "lm_forward",
+    "lm_truncated_bptt",
+    "lstm_backward",
+    "lstm_forward",
+    "lstm_step_backward",
+    "lstm_step_forward",
+    "recurrent_backward",
+    "recurrent_forward",
+    "rnn_backward",
+    "rnn_forward",
+    "rnn_step_backward",
+    "rnn_step_forward",
+    "sigmoid",
+    "softmax_cross_entropy",
+]

@@ -1,0 +1,151 @@
+"""The time loop of one layer in one direction: lengths, masks, reverse order, BPTT.
+
+Forward over t in processing order (0..T−1, or T−1..0 when `reverse`):
+
+    gx = x W_ihᵀ + b_ih                      all steps in one GEMM, (T·N, D) × (D, G·H)
+    s_t = cell(gx_t, s_prev)                 s_prev is the state after the previous processed step
+    with lengths: m_t[n] = (t < L_n);  state ← m_t ? s_t : state;  output_t = m_t ? h_t : 0
+
+so for sequence n the steps t ≥ L_n neither change the state nor produce output: h_n is each
+sequence's last valid state (forward), or the state after t = 0 (reverse, which thus starts at
+t = L_n − 1 from h0) — PyTorch's packed-sequence semantics.
+
+Backward (BPTT), over the steps in the opposite order, with δ the gradient carried on the state:
+
+    dL/dh_t = doutput_t + δ_h                the output path plus the path through step t+1
+    cell's share = m_t ⊙ (dL/dh_t, δ_c …);   passed through unchanged = (1 − m_t) ⊙ δ
+    (dgx_t, dgh_t, dstate_prev) = cell.backward(cell's share);   δ ← dstate_prev + passed through
+
+then dx = dgx W_ih and the weight gradients are single GEMMs over the stacked dgx, dgh (see
+`cell.param_grads`).  Masked steps receive zero gradient, so they add nothing to dW.
+"""
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .cell import Cell, Params, State, check_cell_params, check_state, param_grads
+from .gemm import linear, linear_input_grad
+
+
+class SequenceCache(NamedTuple):
+    """One layer-direction's forward record; `steps[t]` is the cell cache of time step t."""
+
+    cell: Cell
+    x: np.ndarray
+    params: Params
+    mask: np.ndarray | None
+    reverse: bool
+    steps: list[Any]
+
+
+class BPTTSteps(NamedTuple):
+    """Per-step quantities of one backward pass, indexed by time step t (not processing order).
+
+    dh:      (T, N, H) dL/dh_t, the total gradient reaching step t's hidden state (its output path
+             plus what flows back from later steps); zero at padded steps t ≥ L_n.
+    dparams: each shared parameter's contribution of step t, shape (T, *param shape), under the same
+             keys as the gradients; summing over axis 0 gives the gradient itself.
+    """
+
+    dh: np.ndarray
+    dparams: Params
+
+
+def lengths_mask(lengths: Any, steps: int, batch: int) -> np.ndarray | None:
+    """(T, N, 1) bool with mask[t, n] = t < lengths[n]; None when `lengths` is None.
+
+    `lengths` holds one integer per sequence with 1 ≤ length ≤ T, else ValueError.
+    """
+    if lengths is None:
+        return None
+    lengths = np.asarray(lengths)
+    if lengths.shape != (batch,):
+        raise ValueError(f"lengths: expected {batch} lengths (one per sequence), got shape {lengths.shape}")
+    if not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"lengths: expected integers, got dtype {lengths.dtype}")
+    if np.any((lengths < 1) | (lengths > steps)):
+        raise ValueError(f"lengths: expected every length in [1, T={steps}], got {lengths.tolist()}")
+    return (np.arange(steps)[:, None] < lengths[None, :])[..., None]
+
+
+def time_order(steps: int, reverse: bool) -> range:
+    """The order in which a direction visits the time steps."""
+    return range(steps - 1, -1, -1) if reverse else range(steps)
+
+
+def sequence_forward(
+    cell: Cell,
+    x: np.ndarray,
+    state0: State,
+    params: Params,
+    mask: np.ndarray | None,
+    reverse: bool,
+    suffix: str = "",
+) -> tuple[np.ndarray, State, SequenceCache]:
+    """Run `cell` over x: (T, N, D) from state0 (arrays (N, H)) → output (T, N, H), final state."""
+    steps, batch, width = x.shape
+    hidden = check_cell_params(params, cell, width, suffix)
+    check_state(cell, state0, (batch, hidden), "0")
+    gx = linear(x, params["weight_ih"], params.get("bias_ih"))
+    caches: list[Any] = [None] * steps
+    outputs: list[Any] = [None] * steps
+    state = state0
+    for t in time_order(steps, reverse):
+        new_state, caches[t] = cell.forward(gx[t], state, params)
+        if mask is None:
+            state, outputs[t] = new_state, new_state[0]
+        else:
+            state = tuple(np.where(mask[t], new, old) for new, old in zip(new_state, state, strict=True))
+            outputs[t] = np.where(mask[t], new_state[0], 0)
+    cache = SequenceCache(cell=cell, x=x, params=params, mask=mask, reverse=reverse, steps=caches)
+    return np.stack(outputs), state, cache
+
+
+def layer_forward(
+    cell: Cell, x: np.ndarray, state0: State, params: Params, lengths: Any, reverse: bool
+) -> tuple[np.ndarray, State, SequenceCache]:
+    """The public entry of one layer-direction: x and `lengths` checked, then `sequence_forward`."""
+    if x.ndim != 3:
+        raise ValueError(f"{cell.name}: expected x of shape (T, N, D), got {x.shape}")
+    return sequence_forward(cell, x, state0, params, lengths_mask(lengths, *x.shape[:2]), reverse)
+
+
+def sequence_backward(
+    doutput: np.ndarray,
+    dstate_n: tuple[np.ndarray | None, ...],
+    cache: SequenceCache,
+    return_steps: bool = False,
+) -> tuple[np.ndarray, State, Params, BPTTSteps | None]:
+    """BPTT through `sequence_forward`: (dx (T, N, D), dstate0, dparams, per-step record or None).
+
+    doutput: (T, N, H); dstate_n: gradient on the final state, entries may be None (zeros).
+    """
+    cell, x, params, mask = cache.cell, cache.x, cache.params, cache.mask
+    expected = (*x.shape[:2], params["weight_hh"].shape[1])
+    if doutput.shape != expected:
+        raise ValueError(
+            f"{cell.name}: expected doutput of shape (T, N, H) = {expected}, got {doutput.shape}"
+        )
+    dstate = tuple(np.zeros_like(doutput[0]) if d is None else d for d in dstate_n)
+    dgxs: list[Any] = [None] * len(x)
+    dghs: list[Any] = [None] * len(x)
+    dhs: list[Any] = [None] * len(x)
+    for t in reversed(time_order(len(x), cache.reverse)):
+        dcell = (dstate[0] + doutput[t],) + dstate[1:]
+        if mask is not None:
+            dthrough = tuple(np.where(mask[t], 0, d) for d in dstate)
+            dcell = tuple(np.where(mask[t], d, 0) for d in dcell)
+        dgxs[t], dghs[t], dstate = cell.backward(dcell, cache.steps[t])
+        if mask is not None:
+            dstate = tuple(a + b for a, b in zip(dstate, dthrough, strict=True))
+        dhs[t] = dcell[0]
+    dgx = np.stack(dgxs)
+    # RNN, LSTM (and GRU with reset_after=False) return one array as both deltas: stack it once.
+    dgh = dgx if all(a is b for a, b in zip(dgxs, dghs, strict=True)) else np.stack(dghs)
+    dx = linear_input_grad(dgx, params["weight_ih"])
+    dparams = param_grads(cell, params, x, dgx, dgh, cache.steps)
+    steps = None
+    if return_steps:
+        steps = BPTTSteps(dh=np.stack(dhs), dparams=param_grads(cell, params, x, dgx, dgh, cache.steps, True))
+    return dx, dstate, dparams, steps
