@@ -1,5 +1,6 @@
 """tinygrad_rnn: recurrent networks from scratch — a numpy autograd, hand-written BPTT, pictures."""
 
+from . import manual, nn, optim, viz
 from .context import enable_grad, is_grad_enabled, no_grad, scope
 from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
 from .functions import cat, stack, where
@@ -16,6 +17,10 @@ __all__ = [
     "eye",
     "gradcheck",
     "is_grad_enabled",
+    "manual",
+    "nn",
+    "optim",
+    "viz",
     "no_grad",
     "ones",
     "ones_like",

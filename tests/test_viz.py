@@ -1,0 +1,384 @@
+"""viz: the DOT that `draw` writes, parsed (clusters, weight edges, labels, colours), and real renders."""
+
+import re
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tg
+from tinygrad_rnn import viz
+from tinygrad_rnn.viz.style import NO_GRAD, PALETTE, ZERO
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+N, D, H = 2, 3, 4
+
+
+def recurrent(
+    cell: str, steps: int, layers: int = 1, bidirectional: bool = False, transpose_in_loop: bool = True
+) -> tuple[tg.Tensor, dict[str, tg.Tensor]]:
+    """A loss through a hand-made RNN/LSTM/GRU laid out as nn's layers will be: the input projection of
+    all steps before the loop, each step under the scope ``<cell>.l<k>[r].t<t>``, named h, c and gates."""
+    rng = np.random.default_rng(0)
+    out = tg.Tensor(rng.standard_normal((steps, N, D)), name="x")
+    params: dict[str, tg.Tensor] = {}
+    for k in range(layers):
+        outputs = []
+        for reverse in (False, True) if bidirectional else (False,):
+            suffix = f"_l{k}{'_reverse' if reverse else ''}"
+            shapes = {"weight_ih": (GATES[cell] * H, out.shape[-1]), "weight_hh": (GATES[cell] * H, H)}
+            shapes |= {"bias_ih": (GATES[cell] * H,), "bias_hh": (GATES[cell] * H,)}
+            p = {
+                n: tg.Tensor(0.5 * rng.standard_normal(s), requires_grad=True, name=n + suffix)
+                for n, s in shapes.items()
+            }
+            params |= {t.name: t for t in p.values()}
+            projected = out @ p["weight_ih"].T + p["bias_ih"]
+            w_hh_t = p["weight_hh"].T
+            h = c = tg.zeros(N, H, dtype=np.float64)
+            hs: list[tg.Tensor] = [h] * steps
+            for t in reversed(range(steps)) if reverse else range(steps):
+                with tg.scope(f"{cell}.l{k}{'r' if reverse else ''}.t{t}"):
+                    hh = h @ (p["weight_hh"].T if transpose_in_loop else w_hh_t) + p["bias_hh"]
+                    h, c = STEP[cell](projected[t], hh, h, c)
+                hs[t] = h
+            outputs.append(tg.stack(hs))
+        out = outputs[0] if len(outputs) == 1 else tg.cat(outputs, axis=2)
+    return (out * tg.Tensor(rng.standard_normal(out.shape))).sum(), params
+
+
+def named(t: tg.Tensor, name: str) -> tg.Tensor:
+    t.name = name
+    return t
+
+
+def rnn_step(xp: tg.Tensor, hh: tg.Tensor, h: tg.Tensor, c: tg.Tensor) -> tuple[tg.Tensor, tg.Tensor]:
+    return named((xp + hh).tanh(), "h"), c
+
+
+def lstm_step(xp: tg.Tensor, hh: tg.Tensor, h: tg.Tensor, c: tg.Tensor) -> tuple[tg.Tensor, tg.Tensor]:
+    i, f, g, o = (xp + hh).chunk(4, 1)
+    i, f, g, o = (
+        named(a.sigmoid() if n != "g" else a.tanh(), n) for a, n in zip((i, f, g, o), "ifgo", strict=True)
+    )
+    c = named(f * c + i * g, "c")
+    return named(o * c.tanh(), "h"), c
+
+
+def gru_step(xp: tg.Tensor, hh: tg.Tensor, h: tg.Tensor, c: tg.Tensor) -> tuple[tg.Tensor, tg.Tensor]:
+    (xr, xz, xn), (hr, hz, hn) = xp.chunk(3, 1), hh.chunk(3, 1)
+    r, z = named((xr + hr).sigmoid(), "r"), named((xz + hz).sigmoid(), "z")
+    n = named((xn + r * hn).tanh(), "n")
+    return named((1 - z) * n + z * h, "h"), c
+
+
+STEP = {"rnn": rnn_step, "lstm": lstm_step, "gru": gru_step}
+
+
+class Dot(NamedTuple):
+    nodes: dict[str, dict[str, str]]
+    edges: list[tuple[str, str, dict[str, str]]]
+    clusters: dict[str, dict[str, str]]
+    inside: dict[str, str | None]  # node -> the innermost cluster holding it
+
+
+ATTR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|<.*>|[^\s\]]+)')
+
+
+def attrs(text: str) -> dict[str, str]:
+    return {k: v[1:-1] if v.startswith('"') else v for k, v in ATTR.findall(text)}
+
+
+def parse(graph: object) -> Dot:
+    """Nodes, edges and clusters (with their attributes) of the DOT source `draw` writes."""
+    dot = Dot({}, [], {}, {})
+    open_clusters: list[str] = []
+    for line in graph.source.splitlines()[1:]:
+        line = line.strip()
+        if m := re.fullmatch(r"subgraph (cluster\w+) \{", line):
+            open_clusters.append(m[1])
+            dot.clusters[m[1]] = {}
+        elif line == "}":
+            open_clusters.pop() if open_clusters else None
+        elif m := re.fullmatch(r"(\w+) -> (\w+)(?: \[(.*)\])?", line):
+            dot.edges.append((m[1], m[2], attrs(m[3] or "")))
+        elif m := re.fullmatch(r"(\w+) \[(.*)\]", line):
+            if m[1] not in ("graph", "node", "edge"):
+                dot.nodes[m[1]] = attrs(m[2])
+                dot.inside[m[1]] = open_clusters[-1] if open_clusters else None
+        elif open_clusters:
+            dot.clusters[open_clusters[-1]].update(attrs(line))
+    return dot
+
+
+def node_id(dot: Dot, label_start: str) -> str:
+    (found,) = [n for n, a in dot.nodes.items() if a.get("label", "").split("\\n")[0] == label_start]
+    return found
+
+
+def out_degree(dot: Dot, node: str) -> int:
+    return sum(1 for a, _, _ in dot.edges if a == node)
+
+
+def step_clusters(dot: Dot) -> list[str]:
+    return [c for c in dot.clusters if c.startswith("cluster_step")]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("transpose_in_loop", [True, False])
+def test_one_cluster_per_step_and_one_weight_edge_per_step(cell: str, transpose_in_loop: bool) -> None:
+    loss, _ = recurrent(cell, steps=5, transpose_in_loop=transpose_in_loop)
+    dot = parse(viz.draw(loss))
+    assert len(step_clusters(dot)) == 5
+    assert sorted(dot.clusters[c]["label"] for c in step_clusters(dot)) == [f"t{t}" for t in range(5)]
+    assert [dot.clusters[c]["label"] for c in dot.clusters if c.startswith("cluster_layer")] == [f"{cell} l0"]
+    assert out_degree(dot, node_id(dot, "weight_hh_l0")) == 5
+    assert out_degree(dot, node_id(dot, "bias_hh_l0")) == 5
+    assert out_degree(dot, node_id(dot, "weight_ih_l0")) == 1  # the projection of all steps at once
+    cells = parse(viz.draw(loss, detail="cells"))
+    assert out_degree(cells, node_id(cells, "weight_hh_l0")) == 5
+
+
+def test_layers_and_directions_each_get_clusters_and_cells() -> None:
+    loss, params = recurrent("lstm", steps=3, layers=2, bidirectional=True)
+    dot = parse(viz.draw(loss))
+    assert len(step_clusters(dot)) == 3 * 2 * 2
+    layers = sorted(dot.clusters[c]["label"] for c in dot.clusters if c.startswith("cluster_layer"))
+    assert layers == ["lstm l0", "lstm l0 reverse", "lstm l1", "lstm l1 reverse"]
+    for name in params:
+        expected = 1 if "weight_ih" in name or "bias_ih" in name else 3
+        assert out_degree(dot, node_id(dot, name)) == expected, name
+    cells = parse(viz.draw(loss, detail="cells"))
+    titles = [a["label"].split("\\n")[0] for a in cells.nodes.values() if a["label"].startswith("LSTM")]
+    assert len(titles) == 12 and "LSTM l1r t2" in titles and "LSTM l0 t0" in titles
+    assert not step_clusters(cells)
+
+
+def test_labels_carry_names_shapes_and_dtype() -> None:
+    loss, _ = recurrent("lstm", steps=2)
+    labels = [a["label"] for a in parse(viz.draw(loss)).nodes.values()]
+    assert sum(1 for label in labels if label.startswith("MatMul\\n(2, 16)")) == 2  # h @ W_hh^T per step
+    assert "Split\\n4 × (2, 4)" in labels  # the chunk's pieces are one node
+    assert sum(1 for label in labels if label.startswith("h = Mul\\n(2, 4)")) == 2
+    assert {"i = Sigmoid\\n(2, 4)", "f = Sigmoid\\n(2, 4)", "c = Add\\n(2, 4)"} <= set(labels)
+    assert "weight_hh_l0\\n(16, 4)" in labels and "x\\n(2, 2, 3)" in labels
+    plain = [a["label"] for a in parse(viz.draw(loss, show_shapes=False)).nodes.values()]
+    assert not any("(2, 4)" in label for label in plain) and "h = Mul" in plain
+    typed = [a["label"] for a in parse(viz.draw(loss, show_dtype=True)).nodes.values()]
+    assert "c = Add\\n(2, 4) float64" in typed
+    cells = [a["label"] for a in parse(viz.draw(loss, detail="cells")).nodes.values()]
+    assert "LSTM l0 t0\\nh (2, 4)\\nc (2, 4)" in cells
+
+
+def test_scalar_constants_fold_into_their_op() -> None:
+    loss, _ = recurrent("gru", steps=1)
+    dot = parse(viz.draw(loss))
+    assert "Sub(1, ·)\\n(2, 4)" in [a["label"] for a in dot.nodes.values()]
+    assert not any(a["label"].startswith("input\\n()") for a in dot.nodes.values())
+
+
+def test_max_steps_keeps_first_and_last_steps_and_one_elision_node() -> None:
+    loss, _ = recurrent("lstm", steps=10)
+    dot = parse(viz.draw(loss, max_steps=4))
+    assert sorted(dot.clusters[c]["label"] for c in step_clusters(dot)) == ["t0", "t1", "t8", "t9"]
+    (elision,) = [n for n in dot.nodes if n.startswith("elision")]
+    assert "6 steps" in dot.nodes[elision]["label"] and "t2 to t7" in dot.nodes[elision]["label"]
+    assert out_degree(dot, node_id(dot, "weight_hh_l0")) == 4 + 1
+    cells = parse(viz.draw(loss, detail="cells", max_steps=3))
+    titles = sorted(a["label"].split("\\n")[0] for a in cells.nodes.values() if a["label"].startswith("LSTM"))
+    assert titles == ["LSTM l0 t0", "LSTM l0 t1", "LSTM l0 t9"]
+    assert len([n for n in cells.nodes if n.startswith("elision")]) == 1
+    assert len(parse(viz.draw(loss, max_steps=10)).clusters) == 1 + 10  # nothing to elide
+
+
+def test_show_grads_colours_by_log_norm_with_zero_and_missing_grads_apart() -> None:
+    small = tg.Tensor(np.ones(4), requires_grad=True, name="small")
+    large = tg.Tensor(np.ones(4), requires_grad=True, name="large")
+    dead = tg.Tensor(np.ones(4), requires_grad=True, name="dead")
+    mid = named(small * 1e-4 + large * 1e2, "mid")
+    loss = (mid * tg.Tensor(np.ones(4), name="g")).sum() + (dead * 0.0).sum()
+    viz.retain_grads(loss)
+    loss.backward()
+    dot = parse(viz.draw(loss, show_grads=True))
+    fill = {a["label"].split("\\n")[0]: a.get("fillcolor") for a in dot.nodes.values()}
+    assert fill["small"] == PALETTE[0] and fill["large"] == PALETTE[-1]
+    assert fill["dead"] == ZERO and "|grad| = 0" in dot.nodes[node_id(dot, "dead")]["label"]
+    assert fill["g"] == NO_GRAD  # an input keeps no grad
+    assert fill["mid = Add"] not in (PALETTE[0], PALETTE[-1], ZERO, NO_GRAD)
+    assert "|grad| = 2.00e+00" in dot.nodes[node_id(dot, "mid = Add")]["label"]
+    assert "|grad|, log scale" in dot.nodes["legend"]["label"]
+    assert "legend" not in parse(viz.draw(loss)).nodes
+
+
+def test_show_grads_on_a_recurrent_graph() -> None:
+    loss, _ = recurrent("lstm", steps=3)
+    viz.retain_grads(loss)
+    loss.backward()
+    dot = parse(viz.draw(loss, show_grads=True))
+    first_forget = next(a for a in dot.nodes.values() if a["label"].startswith("f = Sigmoid"))
+    assert first_forget.get("fillcolor") == ZERO  # f multiplies c0 = 0 at t0: no gradient reaches it
+    cells = parse(viz.draw(loss, detail="cells", show_grads=True))
+    colours = {
+        a["label"].split("\\n")[0]: a["fillcolor"] for a in cells.nodes.values() if "LSTM" in a["label"]
+    }
+    assert len(colours) == 3 and all(c in PALETTE for c in colours.values())
+
+
+def test_detached_state_is_drawn_inside_a_dashed_boundary() -> None:
+    rng = np.random.default_rng(0)
+    w = tg.Tensor(rng.standard_normal((H, H)), requires_grad=True, name="weight_hh_l0")
+    h = tg.zeros(N, H, dtype=np.float64)
+    for t in range(4):
+        if t == 2:
+            h = h.detach()  # truncated BPTT: the second chunk starts from a cut state
+        with tg.scope(f"rnn.l0.t{t}"):
+            h = named((h @ w.T).tanh(), "h")
+    dot = parse(viz.draw(h.sum()))
+    assert dot.clusters["cluster_cut"]["style"] == "dashed"
+    cut = node_id(dot, "h (detached)")
+    assert "dashed" in dot.nodes[cut]["style"] and "graph cut" in dot.nodes[cut]["label"]
+    assert sorted(dot.clusters[c]["label"] for c in step_clusters(dot)) == ["t2", "t3"]
+    assert out_degree(dot, node_id(dot, "weight_hh_l0")) == 2
+
+
+def test_mlp_draws_without_clusters_and_params_name_the_weights() -> None:
+    rng = np.random.default_rng(0)
+    w1, b1 = (
+        tg.Tensor(rng.standard_normal((8, 3)), requires_grad=True),
+        tg.zeros(8, dtype=np.float64, requires_grad=True),
+    )
+    w2, b2 = (
+        tg.Tensor(rng.standard_normal((2, 8)), requires_grad=True),
+        tg.zeros(2, dtype=np.float64, requires_grad=True),
+    )
+    x = tg.Tensor(rng.standard_normal((5, 3)), name="x")
+    loss = (((x @ w1.T + b1).relu() @ w2.T + b2) * tg.Tensor(rng.standard_normal((5, 2)))).sum()
+    names = {"0.weight": w1, "0.bias": b1, "2.weight": w2, "2.bias": b2}
+    for given in (names, list(names.items())):
+        dot = parse(viz.draw(loss, params=given, rankdir="TB"))
+        assert not dot.clusters
+        assert {n: out_degree(dot, node_id(dot, n)) for n in names} == dict.fromkeys(names, 1)
+        assert "Relu\\n(5, 8)" in [a["label"] for a in dot.nodes.values()]
+    assert "rankdir=TB" in viz.draw(loss, rankdir="TB").source
+    unnamed = parse(viz.draw(loss))
+    assert sum(1 for a in unnamed.nodes.values() if a["label"].startswith("parameter")) == 4
+
+
+def test_a_weight_used_twice_in_a_step_has_one_edge_into_that_step() -> None:
+    w = tg.Tensor(np.eye(H), requires_grad=True, name="weight_hh_l0")
+    h = tg.ones(N, H, dtype=np.float64)
+    for t in range(3):
+        with tg.scope(f"rnn.l0.t{t}"):
+            h = (h @ w.T + (h * 2) @ w).tanh()
+    dot = parse(viz.draw(h.sum()))
+    edges = [e for e in dot.edges if e[0] == node_id(dot, "weight_hh_l0")]
+    assert len(edges) == 3 and all(e[2]["lhead"].startswith("cluster_step") for e in edges)
+
+
+def test_user_prefixes_and_ops_taken_before_the_loop_join_their_step() -> None:
+    x = tg.Tensor(np.ones((3, N, H)), requires_grad=True, name="x")
+    h = tg.zeros(N, H, dtype=np.float64)
+    with tg.scope("encoder"):
+        for t in range(3):
+            piece = x[t]  # sliced outside the step scope, used only by step t
+            with tg.scope(f"gru.l0.t{t}"):
+                h = named((piece + h).tanh(), "h")
+    dot = parse(viz.draw(h.sum()))
+    assert [a["label"] for c, a in dot.clusters.items() if c.startswith("cluster_layer")] == [
+        "encoder.gru l0"
+    ]
+    getitems = [n for n, a in dot.nodes.items() if a["label"].startswith("GetItem")]
+    assert sorted(dot.inside[n] for n in getitems) == [f"cluster_step0_t{t}" for t in range(3)]
+    assert dot.inside[node_id(dot, "x")] is None
+
+
+def test_a_ten_thousand_step_chain_draws_without_recursion() -> None:
+    w = tg.Tensor(np.full((1, 1), 0.5), requires_grad=True, name="w")
+    h = tg.ones(1, 1, dtype=np.float64)
+    for t in range(10_000):
+        with tg.scope(f"rnn.l0.t{t}"):
+            h = (h @ w).tanh()
+    viz.retain_grads(h)
+    h.sum().backward()
+    dot = parse(viz.draw(h.sum(), detail="cells", max_steps=6, show_grads=True))
+    assert sum(1 for a in dot.nodes.values() if a["label"].startswith("RNN")) == 6
+    assert len(step_clusters(parse(viz.draw(h.sum())))) == 10_000
+
+
+def test_bad_arguments_are_named() -> None:
+    loss, _ = recurrent("rnn", steps=1)
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        viz.draw(loss.data)
+    with pytest.raises(ValueError, match="detail must be 'ops' or 'cells'"):
+        viz.draw(loss, detail="layers")
+    with pytest.raises(ValueError, match="max_steps must be a positive int"):
+        viz.draw(loss, max_steps=0)
+    with pytest.raises(ValueError, match="rankdir"):
+        viz.draw(loss, rankdir="up")
+    with pytest.raises(TypeError, match="params must be"):
+        viz.draw(loss, params=[loss])
+    with pytest.raises(TypeError, match="expected a Tensor"):
+        viz.retain_grads(None)
+
+
+# --- rendering ------------------------------------------------------------------------------------
+
+SVG_START, PNG_START = b"<?xml", b"\x89PNG\r\n\x1a\n"
+
+
+def check_pictures(graph: object, folder: Path) -> None:
+    svg = viz.render(graph, folder / "graph.svg")
+    png = viz.render(graph, folder / "graph.png")
+    text = svg.read_text(encoding="utf-8")
+    assert svg.read_bytes().startswith(SVG_START) and "<svg" in text
+    assert png.read_bytes().startswith(PNG_START)
+    for node in parse(graph).nodes:
+        assert f"<title>{node}</title>" in text
+    assert "weight_hh_l0" in text and "t2" in text
+
+
+def hide(monkeypatch: pytest.MonkeyPatch, *programs: str) -> None:
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, **kw: None if name in programs else which(name, **kw))
+
+
+def test_render_with_the_system_dot(tmp_path: Path) -> None:
+    if shutil.which("dot") is None:
+        pytest.skip("the system Graphviz `dot` is not on the PATH (apt-get install graphviz)")
+    loss, _ = recurrent("lstm", steps=3)
+    assert viz.find_renderer("svg") == shutil.which("dot")
+    check_pictures(viz.draw(loss), tmp_path)
+    assert viz.render(viz.draw(loss), tmp_path / "graph.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_render_falls_back_to_graphviz_pure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hide(monkeypatch, "dot")
+    assert "graphviz-pure" in (viz.find_renderer("svg") or "")
+    loss, _ = recurrent("gru", steps=3)
+    viz.retain_grads(loss)
+    loss.backward()
+    check_pictures(viz.draw(loss, show_grads=True), tmp_path)
+    assert viz.render(loss, tmp_path / "direct.svg").read_bytes().startswith(SVG_START)
+    assert "<svg" in viz.draw(loss, detail="cells")._repr_mimebundle_()["image/svg+xml"]  # Jupyter
+    with pytest.raises(viz.RenderError, match="pdf needs the system Graphviz"):
+        viz.render(loss, tmp_path / "graph.pdf")
+
+
+def test_render_without_any_renderer_says_how_to_install_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hide(monkeypatch, "dot", "graphviz-pure")
+    loss, _ = recurrent("rnn", steps=2)
+    with pytest.raises(viz.RenderError) as error:
+        viz.render(loss, tmp_path / "graph.svg")
+    message = str(error.value)
+    assert "pip install graphviz-pure" in message and "apt-get install graphviz" in message
+    assert str(tmp_path / "graph.dot") in message
+    assert (tmp_path / "graph.dot").read_text(encoding="utf-8").startswith("digraph")
+    assert viz.render(loss, tmp_path / "source.gv").read_text(encoding="utf-8") == viz.draw(loss).source
+    with pytest.raises(ValueError, match="format must be one of svg, png, pdf, dot"):
+        viz.render(loss, tmp_path / "graph.jpg")
+    with pytest.raises(TypeError, match="a Tensor or a graphviz.Digraph"):
+        viz.render("loss", tmp_path / "graph.svg")

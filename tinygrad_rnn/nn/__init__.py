@@ -1,0 +1,30 @@
+"""tinygrad_rnn.nn: modules built from Tensor ops only, with PyTorch's names, shapes and init."""
+
+from . import functional, utils
+from .cells import GRUCell, LSTMCell, RNNCell
+from .container import Sequential
+from .dropout import Dropout
+from .embedding import Embedding
+from .language_model import LanguageModel
+from .linear import Linear
+from .module import Module, Parameter
+from .recurrent import GRU, LSTM, RNN, RNNBase
+
+__all__ = [
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
+    "RNN",
+    "RNNBase",
+    "RNNCell",
+    "Dropout",
+    "Embedding",
+    "LanguageModel",
+    "Linear",
+    "Module",
+    "Parameter",
+    "Sequential",
+    "functional",
+    "utils",
+]

@@ -1,0 +1,133 @@
+"""RNNCell, LSTMCell, GRUCell: one time step as a module, with torch's parameter names and shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+from .init import float_dtype, generator, uniform
+from .module import Module
+from .recurrent import GATES, _as_input, _nonlinearity_mode
+from .steps import GRUStep, LSTMStep, RNNStep
+
+
+class RNNCellBase(Module):
+    """weight_ih (G·H, D), weight_hh (G·H, H), bias_ih, bias_hh (G·H,), all U(−1/√H, 1/√H)."""
+
+    def __init__(
+        self,
+        mode: str,
+        input_size: int,
+        hidden_size: int,
+        bias: bool,
+        dtype: Any,
+        rng: np.random.Generator | int | None,
+    ) -> None:
+        super().__init__()
+        self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
+        rng, dtype = generator(rng), float_dtype(dtype, type(self).__name__)
+        bound, rows = 1 / np.sqrt(hidden_size), GATES[mode] * hidden_size
+        self.weight_ih = uniform(rng, bound, (rows, input_size), dtype)
+        self.weight_hh = uniform(rng, bound, (rows, hidden_size), dtype)
+        self.bias_ih = uniform(rng, bound, (rows,), dtype) if bias else None
+        self.bias_hh = uniform(rng, bound, (rows,), dtype) if bias else None
+
+    def _check(self, input: Any, hx: Any, label: str) -> tuple[Tensor, Tensor | None, bool]:
+        name = type(self).__name__
+        x = _as_input(name, input, self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: expected input of shape (N, {self.input_size}) or ({self.input_size},), "
+                f"got {x.shape}"
+            )
+        batched = x.ndim == 2
+        if not batched:
+            x = x.unsqueeze(0)
+        if hx is None:
+            return x, None, batched
+        h = _as_input(name, hx, self.dtype)
+        expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
+        if h.shape != expected:
+            raise ValueError(f"{name}: expected {label} of shape {expected}, got {h.shape}")
+        return x, (h if batched else h.unsqueeze(0)), batched
+
+    def _zeros(self, batch: int) -> Tensor:
+        return Tensor(np.zeros((batch, self.hidden_size), dtype=self.dtype))
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+
+def _unbatch(t: Tensor, batched: bool) -> Tensor:
+    return t if batched else t.squeeze(0)
+
+
+class RNNCell(RNNCellBase):
+    """h' = φ(x W_ihᵀ + b_ih + h W_hhᵀ + b_hh), φ = tanh or relu."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        *,
+        dtype: Any = None,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__(_nonlinearity_mode(nonlinearity), input_size, hidden_size, bias, dtype, rng)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input: Any, hx: Any = None) -> Tensor:
+        x, h, batched = self._check(input, hx, "hx")
+        step = RNNStep(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.nonlinearity)
+        return _unbatch(step(step.project(x), h if h is not None else self._zeros(x.shape[0])), batched)
+
+
+class LSTMCell(RNNCellBase):
+    """i|f|g|o = x W_ihᵀ + b_ih + h W_hhᵀ + b_hh; c' = σ(f) c + σ(i) tanh(g); h' = σ(o) tanh(c')."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        dtype: Any = None,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__("LSTM", input_size, hidden_size, bias, dtype, rng)
+
+    def forward(self, input: Any, hx: Any = None) -> tuple[Tensor, Tensor]:
+        if hx is not None and (not isinstance(hx, tuple | list) or len(hx) != 2):
+            raise ValueError(f"LSTMCell: expected hx = (h, c), got {type(hx).__name__}")
+        x, h, batched = self._check(input, None if hx is None else hx[0], "h")
+        _, c, _ = self._check(input, None if hx is None else hx[1], "c")
+        zeros = self._zeros(x.shape[0])
+        step = LSTMStep(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        h, c = step(step.project(x), (h if h is not None else zeros, c if c is not None else zeros))
+        return _unbatch(h, batched), _unbatch(c, batched)
+
+
+class GRUCell(RNNCellBase):
+    """r|z|n gates; h' = (1 − z) ⊙ n + z ⊙ h. reset_after picks where r enters n (see GRUStep)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        reset_after: bool = True,
+        dtype: Any = None,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__("GRU", input_size, hidden_size, bias, dtype, rng)
+        self.reset_after = reset_after
+
+    def forward(self, input: Any, hx: Any = None) -> Tensor:
+        x, h, batched = self._check(input, hx, "hx")
+        step = GRUStep(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.reset_after)
+        return _unbatch(step(step.project(x), h if h is not None else self._zeros(x.shape[0])), batched)

@@ -1,0 +1,12 @@
+"""Pictures of the unrolled computation graph: `draw` builds a graphviz Digraph, `render` writes it.
+
+The only part of tinygrad_rnn that imports graphviz. It reads the graph through the Tensor's public
+surface (parents, op, output_index, shape, dtype, grad, scope, name, detached).
+"""
+
+from .backends import RenderError, find_renderer
+from .drawing import Picture, draw
+from .rendering import render
+from .walk import retain_grads
+
+__all__ = ["Picture", "RenderError", "draw", "find_renderer", "render", "retain_grads"]

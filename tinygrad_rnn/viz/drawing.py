@@ -1,0 +1,246 @@
+"""`draw`: a Tensor's graph as a graphviz Digraph, one cluster per layer and time step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import graphviz
+
+from ..tensor import Tensor
+from .backends import RenderError, find_renderer, missing, run
+from .graph import DETACHED, OP, PARAM, Node, build, parameter_names
+from .steps import Chain, Step, elided
+from .style import CELL_FILL, DARK, FILL, GradScale, describe, grad_norm, grad_text, node_label, text
+
+DETAILS = ("ops", "cells")
+RANKDIRS = ("LR", "RL", "TB", "BT")
+FONT = "Helvetica"
+Edges = dict[tuple[str, str], dict[str, str]]
+
+
+class Picture(graphviz.Digraph):
+    """The Digraph `draw` returns; in Jupyter it displays through `find_renderer` (dot or graphviz-pure)."""
+
+    def _repr_image_svg_xml(self) -> str:
+        program = find_renderer("svg")
+        if program is None:
+            raise RenderError(missing("svg", None))
+        return run(program, self.source, "svg").decode("utf-8")
+
+
+def draw(
+    root: Tensor,
+    *,
+    detail: str = "ops",
+    show_shapes: bool = True,
+    show_grads: bool = False,
+    max_steps: int | None = None,
+    params: Any = None,
+    rankdir: str = "LR",
+    show_dtype: bool = False,
+) -> graphviz.Digraph:
+    """The graph that computed `root` (typically the loss), as a Digraph (node names n0, n1, ...).
+
+    - Ops are rounded boxes (op, output shape, dtype with `show_dtype`), parameters yellow boxes
+      drawn once with one edge into each time step that uses them, inputs blue boxes. Names come
+      from `params` (a Module, a mapping or `named_parameters()` pairs), else from `Tensor.name`.
+    - Ops run under a step scope (``lstm.l0.t3``) sit in one cluster per step inside one cluster per
+      layer and direction; ops outside any step stand outside. `detail='cells'` draws each step of
+      each layer and direction as one node ('LSTM l0 t3').
+    - `max_steps=k` keeps the first ceil(k/2) and last floor(k/2) steps of each layer and direction
+      and draws the rest as one elision node.
+    - `show_grads` (after backward) colours nodes by log10 ‖grad‖ with a legend; call
+      `retain_grads(root)` before backward so intermediate tensors keep theirs. Grey: no grad kept.
+    - A tensor cut from the graph by `detach()` (truncated BPTT) sits in a dashed cluster.
+    """
+    _check(root, detail, max_steps, rankdir)
+    nodes, root_index = build(root, parameter_names(params))
+    layout = _Layout(nodes, root_index, detail == "cells", max_steps)
+    painter = _Painter(layout, show_shapes, show_dtype, show_grads)
+    graph = Picture(
+        "tinygrad_rnn",
+        graph_attr={"rankdir": rankdir, "compound": "true", "fontname": FONT, "fontsize": "11"},
+        node_attr={
+            "shape": "box",
+            "style": "filled,rounded",
+            "fillcolor": FILL[OP],
+            "fontname": FONT,
+            "fontsize": "10",
+        },
+        edge_attr={"arrowsize": "0.6"},
+    )
+    for chain in layout.chains:
+        graph.subgraph(painter.layer(chain))
+    cut = [node for node in nodes if node.kind == DETACHED]
+    if cut:
+        cluster = graphviz.Digraph("cluster_cut")
+        cluster.attr(label="cut by detach()", style="dashed", color="#b2182b", fontcolor="#b2182b")
+        for node in cut:
+            painter.node(cluster, node)
+        graph.subgraph(cluster)
+    for node in nodes:
+        if node.step is None and node.kind != DETACHED:
+            painter.node(graph, node)
+    for (src, dst), attrs in layout.edges.items():
+        graph.edge(src, dst, **attrs)
+    if show_grads:
+        graph.node("legend", label=painter.scale.legend(), shape="plaintext", style="")
+    return graph
+
+
+class _Layout:
+    """Which drawn unit each node falls in (itself, its cell, or its chain's elision node), and the
+    edges between units."""
+
+    def __init__(self, nodes: list[Node], root: int, cells: bool, max_steps: int | None) -> None:
+        self.nodes, self.root, self.cells = nodes, root, cells
+        self.chains: dict[Chain, set[int]] = {}
+        for node in nodes:
+            if node.step is not None:
+                self.chains.setdefault(node.step.chain, set()).add(node.step.t)
+        self.chain_ids = {chain: k for k, chain in enumerate(self.chains)}
+        self.hidden = {chain: elided(steps, max_steps) for chain, steps in self.chains.items()}
+        self.units = [self._unit(node) for node in nodes]
+        self.by_step: dict[Step, list[Node]] = {}
+        if not cells:
+            for node in nodes:
+                if self.kept(node.step):
+                    self.by_step.setdefault(node.step, []).append(node)
+        self.edges, self.outputs = self._edges()
+
+    def kept(self, step: Step | None) -> bool:
+        return step is not None and step.t not in self.hidden[step.chain]
+
+    def cell(self, step: Step) -> str:
+        return f"c{self.chain_ids[step.chain]}t{step.t}"
+
+    def cluster(self, step: Step) -> str:
+        return f"cluster_step{self.chain_ids[step.chain]}_t{step.t}"
+
+    def _unit(self, node: Node) -> str:
+        if node.step is None or (not self.cells and self.kept(node.step)):
+            return f"n{node.index}"
+        return self.cell(node.step) if self.kept(node.step) else f"elision{self.chain_ids[node.step.chain]}"
+
+    def _edges(self) -> tuple[Edges, dict[str, dict[int, None]]]:
+        """Edges between units, deduplicated, a parameter's uses inside one step merged into one edge
+        (into the step's cluster); and, per cell, the nodes whose values leave it."""
+        nodes, units = self.nodes, self.units
+        edges: Edges = {}
+        outputs: dict[str, dict[int, None]] = {}
+        uses: dict[tuple[int, Step], dict[str, None]] = {}
+        for node in nodes:
+            dst = units[node.index]
+            for s in node.sources:
+                src = units[s]
+                if src == dst:
+                    continue
+                if self.cells and self.kept(nodes[s].step):
+                    outputs.setdefault(src, {})[s] = None
+                if not self.cells and nodes[s].kind == PARAM and self.kept(node.step):
+                    uses.setdefault((s, node.step), {})[dst] = None
+                else:
+                    edges.setdefault((src, dst), {})
+        for (s, step), targets in uses.items():
+            lhead = {"lhead": self.cluster(step)} if len(targets) > 1 else {}
+            edges[(units[s], next(iter(targets)))] = lhead
+        if self.cells and self.kept(nodes[self.root].step):
+            outputs.setdefault(units[self.root], {})[self.root] = None
+        return edges, outputs
+
+
+class _Painter:
+    """Labels and colours of the units a `_Layout` places."""
+
+    def __init__(self, layout: _Layout, show_shapes: bool, show_dtype: bool, show_grads: bool) -> None:
+        self.layout, self.show_shapes, self.show_dtype, self.show_grads = (
+            layout,
+            show_shapes,
+            show_dtype,
+            show_grads,
+        )
+        self.norms: dict[str, float | None] = {}
+        if show_grads:
+            for node in layout.nodes:
+                if layout.units[node.index] == f"n{node.index}":
+                    self.norms[layout.units[node.index]] = grad_norm(node.tensors)
+            for cell, members in layout.outputs.items():
+                self.norms[cell] = grad_norm(t for k in members for t in layout.nodes[k].tensors)
+        self.scale = GradScale(self.norms.values())
+
+    def layer(self, chain: Chain) -> graphviz.Digraph:
+        """The cluster of one layer in one direction: its steps (clusters or cells) and elision node."""
+        layout = self.layout
+        k = layout.chain_ids[chain]
+        cluster = graphviz.Digraph(f"cluster_layer{k}")
+        cluster.attr(label=text(chain.title), style="rounded", color="#969696")
+        gap = layout.hidden[chain]
+        before = sorted(t for t in layout.chains[chain] - gap if not gap or t < min(gap))
+        after = sorted(t for t in layout.chains[chain] - gap if gap and t > min(gap))
+        for t in before + ([None] if gap else []) + after:
+            if t is None:
+                self.elision(cluster, k, gap)
+                continue
+            step = Step(chain, t)
+            if layout.cells:
+                self.cell(cluster, step)
+                continue
+            inner = graphviz.Digraph(layout.cluster(step))
+            inner.attr(label=f"t{t}", style="rounded,filled", fillcolor="#f7f7f7", color="#bdbdbd")
+            for node in layout.by_step[step]:
+                self.node(inner, node)
+            cluster.subgraph(inner)
+        return cluster
+
+    def node(self, into: graphviz.Digraph, node: Node) -> None:
+        name = self.layout.units[node.index]
+        norm = self.norms.get(name)
+        attrs = {"label": node_label(node, self.show_shapes, self.show_dtype, norm)}
+        fill = self.scale.colour(norm) if self.show_grads else FILL[node.kind]
+        if self.show_grads or fill != FILL[OP]:
+            attrs["fillcolor"] = fill
+        if fill in DARK:
+            attrs["fontcolor"] = "white"
+        if node.kind != OP:
+            attrs["style"] = "filled,dashed" if node.kind == DETACHED else "filled"
+        if node.index == self.layout.root:
+            attrs["penwidth"] = "2"
+        into.node(name, **attrs)
+
+    def cell(self, into: graphviz.Digraph, step: Step) -> None:
+        """One step of one layer as one node: its title, the values that leave it, their ‖grad‖."""
+        name = self.layout.cell(step)
+        leaving = [self.layout.nodes[k] for k in self.layout.outputs.get(name, {})]
+        lines = [step.chain.cell_title(step.t)]
+        if self.show_shapes or self.show_dtype:
+            for n in leaving:
+                lines.append(
+                    f"{text(n.name or n.op)} {describe(n.tensors, self.show_shapes, self.show_dtype)}"
+                )
+        attrs = {"fillcolor": CELL_FILL}
+        if self.show_grads:
+            norm = self.norms.get(name)
+            attrs["fillcolor"] = self.scale.colour(norm)
+            if norm is not None:
+                lines.append(grad_text(norm))
+            if attrs["fillcolor"] in DARK:
+                attrs["fontcolor"] = "white"
+        into.node(name, label="\\n".join(lines), **attrs)
+
+    @staticmethod
+    def elision(into: graphviz.Digraph, chain: int, steps: set[int]) -> None:
+        label = f"… {len(steps)} steps …\\nt{min(steps)} to t{max(steps)}"
+        into.node(f"elision{chain}", label=label, style="dashed,rounded", fillcolor="none")
+
+
+def _check(root: Any, detail: Any, max_steps: Any, rankdir: Any) -> None:
+    if not isinstance(root, Tensor):
+        raise TypeError(f"draw: expected a Tensor (typically the loss), got {type(root).__name__}")
+    if detail not in DETAILS:
+        raise ValueError(f"draw: detail must be 'ops' or 'cells', got {detail!r}")
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
+    ):
+        raise ValueError(f"draw: max_steps must be a positive int or None, got {max_steps!r}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"draw: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")

@@ -1,0 +1,130 @@
+"""What gets drawn: the reachable tensors sorted into ops, parameters, inputs and cuts, with steps.
+
+Three simplifications keep pictures readable. The outputs of one multi-output op (the pieces of a
+`chunk`) share one node. Scalar constants (the 1 in ``1 - z``) are not nodes but appear in their
+op's label. A parameter's view (``weight.T``, a reshape or a cast) is the parameter itself, so each
+use of a weight is an edge straight from its node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..tensor import Tensor
+from .steps import Step, parse_scope
+from .walk import topological
+
+OP, PARAM, INPUT, DETACHED = "op", "param", "input", "detached"
+VIEW_OPS = frozenset({"Permute", "Reshape", "Cast"})
+_CONSTANT = -1
+
+
+@dataclass(slots=True)
+class Node:
+    """One drawn op or leaf with its output tensors (several for split and chunk). `sources` index
+    the drawn nodes it was computed from (in argument order); `constants` holds, per argument, the
+    folded scalar's text or None (empty when nothing was folded)."""
+
+    index: int
+    tensors: list[Tensor]
+    kind: str
+    name: str | None
+    sources: list[int]
+    constants: tuple[str | None, ...]
+    step: Step | None
+
+    @property
+    def op(self) -> str:
+        return self.tensors[0].op or ""
+
+
+def parameter_names(params: Any) -> dict[int, str]:
+    """`params` (a Module, a mapping or (name, Tensor) pairs) as {id(tensor): name}."""
+    if params is None:
+        return {}
+    if hasattr(params, "named_parameters"):
+        params = params.named_parameters()
+    items: Iterable[Any] = params.items() if isinstance(params, Mapping) else params
+    names = {}
+    for item in items:
+        pair = isinstance(item, tuple) and len(item) == 2
+        if not (pair and isinstance(item[0], str) and isinstance(item[1], Tensor)):
+            raise TypeError(
+                "draw: params must be a Module, a mapping or (name, Tensor) pairs such as "
+                f"model.named_parameters(), got an item {item!r:.80}"
+            )
+        names[id(item[1])] = item[0]
+    return names
+
+
+def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
+    """The nodes to draw in topological order, and the index of `root` among them."""
+    order = topological(root)
+    position = {id(t): k for k, t in enumerate(order)}
+    drawn_as: list[int] = []  # per tensor in `order`: its node index, or _CONSTANT
+    constant_text: dict[int, str] = {}
+    nodes: list[Node] = []
+    scopes: dict[str | None, Step | None] = {}
+    # outputs of one op call share its `parents` tuple; holding the tuple keeps its id unique
+    calls: dict[int, tuple[tuple[Tensor, ...], int]] = {}
+    for k, t in enumerate(order):
+        if not t.is_leaf:
+            call = calls.get(id(t.parents))
+            if call is not None and call[0] is t.parents and nodes[call[1]].op == t.op:
+                nodes[call[1]].tensors.append(t)
+                drawn_as.append(call[1])
+                continue
+        parents = [position[id(p)] for p in t.parents]
+        if t.is_leaf and t is not root and _is_constant(t):
+            drawn_as.append(_CONSTANT)
+            constant_text[k] = f"{t.item():g}"
+            continue
+        if t.op in VIEW_OPS and len(parents) == 1 and drawn_as[parents[0]] != _CONSTANT:
+            source = nodes[drawn_as[parents[0]]]
+            if source.kind == PARAM:
+                drawn_as.append(source.index)
+                continue
+        sources = [drawn_as[p] for p in parents if drawn_as[p] != _CONSTANT]
+        constants = tuple(constant_text.get(p) for p in parents) if len(sources) < len(parents) else ()
+        if t.scope not in scopes:
+            scopes[t.scope] = parse_scope(t.scope)
+        step = scopes[t.scope] if not t.is_leaf else None
+        name = names.get(id(t), t.name)
+        nodes.append(Node(len(nodes), [t], _kind(t), name, sources, constants, step))
+        drawn_as.append(nodes[-1].index)
+        if not t.is_leaf:
+            calls[id(t.parents)] = (t.parents, nodes[-1].index)
+    _adopt(nodes)
+    return nodes, drawn_as[position[id(root)]]
+
+
+def _is_constant(t: Tensor) -> bool:
+    return t.ndim == 0 and not t.requires_grad and not t.detached and t.name is None
+
+
+def _kind(t: Tensor) -> str:
+    if not t.is_leaf:
+        return OP
+    if t.detached:
+        return DETACHED
+    return PARAM if t.requires_grad else INPUT
+
+
+_UNSEEN, _MIXED = object(), object()
+
+
+def _adopt(nodes: list[Node]) -> None:
+    """Give an op outside any step the step of its consumers when they all lie in one step (a
+    per-step slice of the input projection taken before the loop belongs to that step)."""
+    consumers_step: list[Any] = [_UNSEEN] * len(nodes)
+    for node in reversed(nodes):
+        if node.kind == OP and node.step is None and isinstance(consumers_step[node.index], Step):
+            node.step = consumers_step[node.index]
+        for s in node.sources:
+            seen = consumers_step[s]
+            if seen is _UNSEEN:
+                consumers_step[s] = node.step
+            elif seen != node.step:
+                consumers_step[s] = _MIXED

@@ -1,0 +1,60 @@
+"""Time steps from scopes: the recurrent layers run step t of layer k under ``<cell>.l<k>[r].t<t>``.
+
+A scope may carry the user's own prefix (``encoder.lstm.l0.t3``) or suffix (``lstm.l0.t3.attn``);
+the last ``<cell>.l<k>[r].t<t>`` in it decides the step.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+_STEP = re.compile(r"(?:^|\.)(rnn|lstm|gru)\.l(\d+)(r?)\.t(\d+)(?=\.|$)")
+CELL_TITLES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
+
+
+class Chain(NamedTuple):
+    """One layer in one direction of one recurrent module: the steps it runs form a chain in time."""
+
+    prefix: str
+    cell: str
+    layer: int
+    reverse: bool
+
+    @property
+    def title(self) -> str:
+        """'lstm l0', 'encoder.gru l1 reverse'."""
+        where = f"{self.prefix}.{self.cell}" if self.prefix else self.cell
+        return f"{where} l{self.layer}{' reverse' if self.reverse else ''}"
+
+    def cell_title(self, t: int) -> str:
+        """The label of this chain's step t drawn as one cell: 'LSTM l0 t3', 'GRU l1r t0'."""
+        return f"{CELL_TITLES[self.cell]} l{self.layer}{'r' if self.reverse else ''} t{t}"
+
+
+class Step(NamedTuple):
+    chain: Chain
+    t: int
+
+
+def parse_scope(scope: str | None) -> Step | None:
+    """The step a scope names, or None when it names none (no scope, or the user's own)."""
+    if scope is None:
+        return None
+    matches = list(_STEP.finditer(scope))
+    if not matches:
+        return None
+    last = matches[-1]
+    cell, layer, reverse, t = last.groups()
+    prefix = scope[: last.start()]
+    return Step(Chain(prefix, cell, int(layer), reverse == "r"), int(t))
+
+
+def elided(steps: set[int], max_steps: int | None) -> set[int]:
+    """The steps of one chain that one elision node stands for: all but the first ceil(k/2) and the
+    last floor(k/2) of the k = `max_steps` kept (none when the chain is short enough)."""
+    if max_steps is None or len(steps) <= max_steps:
+        return set()
+    ordered = sorted(steps)
+    head = (max_steps + 1) // 2
+    return set(ordered[head : len(ordered) - (max_steps - head)])

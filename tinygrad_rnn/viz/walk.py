@@ -1,0 +1,43 @@
+"""Iterative walks over a Tensor graph (no recursion, so a 10,000-step chain is fine)."""
+
+from __future__ import annotations
+
+from ..tensor import Tensor
+
+
+def topological(root: Tensor) -> list[Tensor]:
+    """Every tensor reachable from `root` through `parents`, each listed after all its parents."""
+    order: list[Tensor] = []
+    seen = {id(root)}
+    stack = [(root, iter(root.parents))]
+    while stack:
+        node, pending = stack[-1]
+        for parent in pending:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, iter(parent.parents)))
+                break
+        else:
+            stack.pop()
+            order.append(node)
+    return order
+
+
+def retain_grads(root: Tensor) -> None:
+    """Make every non-leaf tensor reachable from `root` keep its `.grad` after the next backward.
+
+    Call it before `root.backward()` so that `draw(root, show_grads=True)` can colour the
+    intermediate nodes (h, c, gates), not only the parameters.
+    """
+    if not isinstance(root, Tensor):
+        raise TypeError(f"retain_grads: expected a Tensor, got {type(root).__name__}")
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if not node.is_leaf and node.requires_grad:
+            node.retain_grad()
+        for parent in node.parents:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append(parent)
