@@ -1,6 +1,7 @@
 """tinygrad_rnn: recurrent networks from scratch — a numpy autograd, hand-written BPTT, pictures."""
 
 from . import manual, nn, optim, viz
+from .compare import compare
 from .context import enable_grad, is_grad_enabled, no_grad, scope
 from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
 from .functions import cat, stack, where
@@ -13,6 +14,7 @@ __all__ = [
     "Tensor",
     "arange",
     "cat",
+    "compare",
     "enable_grad",
     "eye",
     "gradcheck",

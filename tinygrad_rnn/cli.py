@@ -1,41 +1,43 @@
-"""The `tinygrad-rnn` command: demo, check (manual vs autograd), graph (a picture of the unrolled graph)."""
+"""The `tinygrad-rnn` command: demo, check (manual BPTT vs autograd), graph (the unrolled graph)."""
 
 import argparse
 from collections.abc import Sequence
 
 import numpy as np
 
-from . import Tensor, gradcheck, nn, stack, viz
+from . import Tensor, nn, viz
+from .check import CELLS as CHECK_CELLS
+from .check import add_check_parser, run_check
+from .compare import Report, compare
 
 LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def demo(args: argparse.Namespace) -> int:
-    """A vanilla RNN written with Tensor ops: forward over T steps, backward, gradcheck."""
-    rng = np.random.default_rng(args.seed)
-    steps, batch, inputs, hidden = args.steps, args.batch, args.input_size, args.hidden_size
-    x = Tensor(rng.standard_normal((steps, batch, inputs)), name="x")
-    w_ih = Tensor(rng.uniform(-0.5, 0.5, (hidden, inputs)), requires_grad=True, name="weight_ih")
-    w_hh = Tensor(rng.uniform(-0.5, 0.5, (hidden, hidden)), requires_grad=True, name="weight_hh")
-    b = Tensor(np.zeros(hidden), requires_grad=True, name="bias")
-    target = rng.standard_normal((steps, batch, hidden))
+    """The tour: manual BPTT vs the autograd vs finite differences, every cell, then a picture."""
+    parser = build_parser()
+    print("1. A 2-layer bidirectional LSTM on a padded batch (lengths 5, 3, 2): the hand-written")
+    print("   BPTT of tinygrad_rnn.manual against the autograd and central finite differences.\n")
+    code = run_check(parser.parse_args(["check", "--cell", "lstm", "--layers", "2", "--bidirectional",
+                                        "--lengths", "5,3,2", "--fd", "--seed", str(args.seed)]))  # fmt: skip
+    print("\n2. Every cell type, 2 layers, bidirectional, batch_first, random lengths:\n")
+    for cell in CHECK_CELLS:
+        report = compare_cell(cell, args.seed)
+        print(f"   {cell:<17} {report.verdict()}")
+        code = max(code, 0 if report.ok else 1)
+    print("\n3. The unrolled graph of a 3-step LSTM, gradients coloured by their norm:")
+    code = max(code, graph(parser.parse_args(["graph", "--cell", "lstm", "--steps", "3", "--grads",
+                                              "--detail", "cells", "-o", args.output])))  # fmt: skip
+    return code
 
-    def loss_of(w_ih: Tensor, w_hh: Tensor, b: Tensor) -> Tensor:
-        h = Tensor(np.zeros((batch, hidden)))
-        outputs = []
-        for t in range(steps):
-            h = (x[t] @ w_ih.T + h @ w_hh.T + b).tanh()  # h_t = tanh(W_ih x_t + W_hh h_{t-1} + b)
-            outputs.append(h)
-        return ((stack(outputs) - Tensor(target)) ** 2).sum()
 
-    loss = loss_of(w_ih, w_hh, b)
-    loss.backward()
-    print(f"vanilla RNN, T={steps} N={batch} D={inputs} H={hidden}: loss = {loss.item():.6f}")
-    for p in (w_ih, w_hh, b):
-        print(f"  ||dL/d{p.name}|| = {np.linalg.norm(p.grad.data):.6f}")
-    ok = gradcheck(loss_of, [w_ih, w_hh, b])
-    print(f"gradcheck against central finite differences (float64): {'ok' if ok else 'FAILED'}")
-    return 0
+def compare_cell(cell: str, seed: int) -> Report:
+    """One silent comparison for the demo's summary."""
+    layer, options = CHECK_CELLS[cell]
+    rng = np.random.default_rng(seed)
+    model = layer(3, 4, 2, batch_first=True, bidirectional=True, dtype=np.float64, rng=seed, **options)
+    x = rng.standard_normal((3, 5, 3))
+    return compare(model, x, lengths=rng.integers(1, 6, size=3))
 
 
 def graph(args: argparse.Namespace) -> int:
@@ -71,13 +73,11 @@ def graph(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tinygrad-rnn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("demo", help="a vanilla RNN with the autograd, checked by finite differences")
-    p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--input-size", type=int, default=3)
-    p.add_argument("--hidden-size", type=int, default=4)
+    p = commands.add_parser("demo", help="the tour: check every cell, then draw the unrolled graph")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", default="demo_graph.svg", help="where to write the picture")
     p.set_defaults(run=demo)
+    add_check_parser(commands)
     p = commands.add_parser("graph", help="render the unrolled graph of a small RNN/LSTM/GRU")
     p.add_argument("--cell", choices=sorted(LAYERS), default="lstm")
     p.add_argument("--steps", type=int, default=4)

@@ -8,13 +8,16 @@ chain of any length backpropagates — and hands each ctx the gradients of its o
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
 
 from .context import current_scope, grad_enabled
 
+_creation_order = itertools.count()  # orders recorded ops for backward (as torch's sequence_nr)
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_FLOAT = np.dtype(np.float32)
 
@@ -27,8 +30,10 @@ class Function:
     with one gradient (or None) per input, each of the input's exact shape.
     """
 
-    __slots__ = ("parents", "saved", "needs_input_grad", "retained", "freed", "__dict__")
+    __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "__dict__")
     multi_output = False
+    retained: list[Tensor] | None = None  # tensors asking for their .grad (retain_grad)
+    freed = False  # set by a backward without retain_graph
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved = arrays
@@ -41,12 +46,16 @@ class Function:
         except (ValueError, IndexError, TypeError) as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise type(error)(f"{cls.__name__.lower()}: {error} (input shapes: {shapes})") from error
-        record = grad_enabled.get() and any(t.requires_grad for t in inputs)
+        record = False
+        if grad_enabled.get():
+            for t in inputs:
+                if t.requires_grad:
+                    record = True
+                    break
         if record:
             ctx.parents = inputs
-            ctx.needs_input_grad = tuple(t.requires_grad for t in inputs)
-            ctx.retained = None
-            ctx.freed = False
+            ctx.needs_input_grad = tuple([t.requires_grad for t in inputs])
+            ctx.sequence = next(_creation_order)
         else:
             ctx = None
         scope = current_scope.get()
@@ -623,121 +632,80 @@ def _seed(root: Tensor, grad: Any) -> np.ndarray:
     return seed
 
 
-class _Slot:
-    """A gradient being summed. `owned` is False while `array` may alias an array someone else holds,
-    so the first accumulation allocates and only later ones add in place."""
-
-    __slots__ = ("array", "owned")
-
-    def __init__(self, array: np.ndarray) -> None:
-        self.array = array
-        self.owned = False
-
-    def add(self, array: np.ndarray) -> None:
-        if self.owned:
-            self.array += array
-        else:
-            self.array = self.array + array
-            self.owned = True
-
-    def take(self) -> np.ndarray:
-        """The sum as an array no one else holds (a copy if it might be aliased or read-only)."""
-        return self.array if self.owned else np.array(self.array)
+def _add_grad(sums: dict[Any, np.ndarray], owned: set[Any], key: Any, g: np.ndarray) -> None:
+    """sums[key] += g without aliasing: an array handed over may be held elsewhere too (Add gives the
+    same gradient to both inputs), so the first sum allocates and only later ones add in place."""
+    current = sums.get(key)
+    if current is None:
+        sums[key] = g
+    elif key in owned:
+        current += g
+    else:
+        sums[key] = current + g
+        owned.add(key)
 
 
-def _consumer_counts(root_ctx: Function) -> dict[int, int]:
-    """For every ctx reachable from root_ctx: how many graph edges point into it."""
-    counts = {id(root_ctx): 0}
-    stack = [root_ctx]
-    while stack:
-        ctx = stack.pop()
+def _store_grad(t: Tensor, g: np.ndarray, owned: bool) -> None:
+    """Accumulate into t.grad; a gradient that may be aliased (or a read-only view) is copied first."""
+    if t.grad is None:
+        t.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
+    else:
+        t.grad.data = t.grad.data + g
+
+
+def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
+    """Reverse-mode sweep from `root`; see `Tensor.backward`.
+
+    Every recorded op has a sequence number from its creation, and its inputs were made before it, so
+    visiting ops from the newest down (a heap) meets each op after all of its consumers: the
+    gradient of its outputs is complete. No recursion, one pass.
+    """
+    seed = _seed(root, grad)
+    if root._ctx is None:
+        _store_grad(root, seed, owned=False)
+        return
+    sums: dict[Any, np.ndarray] = {}
+    owned: set[Any] = set()
+    leaves: dict[int, Tensor] = {}
+    root_ctx = root._ctx
+    _add_grad(sums, owned, (id(root_ctx), root._index) if root_ctx.multi_output else id(root_ctx), seed)
+    heap = [(-root_ctx.sequence, root_ctx)]
+    queued = {id(root_ctx)}
+    while heap:
+        ctx = heappop(heap)[1]
         if ctx.freed:
             raise RuntimeError(
                 "backward: trying to go through the graph a second time, but its saved arrays were "
                 "freed by the first backward; call backward(retain_graph=True) the first time"
             )
-        for parent, needed in zip(ctx.parents, ctx.needs_input_grad, strict=True):
-            if not needed or parent._ctx is None:
-                continue
-            key = id(parent._ctx)
-            if key in counts:
-                counts[key] += 1
-            else:
-                counts[key] = 1
-                stack.append(parent._ctx)
-    return counts
-
-
-def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
-    """Reverse-mode sweep from `root`; see `Tensor.backward`."""
-    seed = _seed(root, grad)
-    if root._ctx is None:
-        _accumulate_leaf(root, _Slot(seed))
-        return
-    counts = _consumer_counts(root._ctx)
-    pending: dict[int, list[_Slot | None]] = {}
-    leaves: dict[int, tuple[Tensor, _Slot]] = {}
-    _deliver(root, seed, pending, leaves)
-    ready = [root._ctx]
-    while ready:
-        ctx = ready.pop()
-        slots = pending.pop(id(ctx))
+        key = id(ctx)
+        if ctx.multi_output:
+            grads_out = [sums.pop((key, i), None) for i in range(ctx.n_outputs)]
+        else:
+            grads_out = [sums.pop(key)]
         if ctx.retained is not None:
             for t in ctx.retained:
-                if slots[t._index] is not None:
-                    _accumulate_leaf(t, slots[t._index])
-        grads_out = [s.array if s is not None else None for s in slots]
-        if ctx.multi_output:
-            grads = ctx.backward(ctx, *grads_out)
-        else:
-            grads = ctx.backward(ctx, grads_out[0])
+                if grads_out[t._index] is not None:
+                    _store_grad(t, grads_out[t._index], owned=False)
+        grads = ctx.backward(ctx, *grads_out)
         if not retain_graph:
             ctx.saved = None
             ctx.freed = True
-        for parent, needed, g in zip(ctx.parents, ctx.needs_input_grad, grads, strict=True):
-            if not needed:
+        for parent, g in zip(ctx.parents, grads, strict=True):
+            if g is None or not parent.requires_grad:
                 continue
-            if g is not None:
-                _deliver(parent, g, pending, leaves)
             parent_ctx = parent._ctx
-            if parent_ctx is not None:
-                key = id(parent_ctx)
-                counts[key] -= 1
-                if counts[key] == 0:
-                    if key in pending:
-                        ready.append(parent_ctx)
-                    elif not retain_graph:
-                        parent_ctx.freed = True
-    for leaf, slot in leaves.values():
-        _accumulate_leaf(leaf, slot)
-
-
-def _deliver(
-    t: Tensor, g: np.ndarray, pending: dict[int, list[_Slot | None]], leaves: dict[int, tuple[Tensor, _Slot]]
-) -> None:
-    ctx = t._ctx
-    if ctx is None:
-        entry = leaves.get(id(t))
-        if entry is None:
-            leaves[id(t)] = (t, _Slot(g))
-        else:
-            entry[1].add(g)
-        return
-    slots = pending.get(id(ctx))
-    if slots is None:
-        slots = pending[id(ctx)] = [None] * (ctx.n_outputs if ctx.multi_output else 1)
-    slot = slots[t._index]
-    if slot is None:
-        slots[t._index] = _Slot(g)
-    else:
-        slot.add(g)
-
-
-def _accumulate_leaf(t: Tensor, slot: _Slot) -> None:
-    if t.grad is None:
-        t.grad = Tensor._make(slot.take(), False, None, 0, None)
-    else:
-        t.grad.data = t.grad.data + slot.array
+            if parent_ctx is None:
+                leaves[id(parent)] = parent
+                _add_grad(sums, owned, id(parent), g)
+                continue
+            parent_key = id(parent_ctx)
+            _add_grad(sums, owned, (parent_key, parent._index) if parent_ctx.multi_output else parent_key, g)
+            if parent_key not in queued:
+                queued.add(parent_key)
+                heappush(heap, (-parent_ctx.sequence, parent_ctx))
+    for key, leaf in leaves.items():
+        _store_grad(leaf, sums[key], owned=key in owned)
 
 
 def tensors_of(values: Iterable[Any]) -> list[Tensor]:

@@ -1,0 +1,147 @@
+"""`tinygrad-rnn check`: build a small network, compare manual BPTT with the autograd, print the report.
+
+    tinygrad-rnn check --cell lstm --layers 2 --bidirectional --lengths 5,3,2 --fd
+    tinygrad-rnn check --cell all --dtype float32
+    tinygrad-rnn check --lm --cell gru --tbptt 2 --clip 1.0
+
+Weights come from `--seed` (the module's rng), inputs and the initial state from a generator seeded
+alike.  Exit code 0 when every gradient agrees, 1 when any disagrees, 2 for arguments that do not
+describe a network.
+"""
+
+import argparse
+import sys
+from typing import Any
+
+import numpy as np
+
+from . import nn
+from .compare import Report, compare
+
+CELLS: dict[str, tuple[type, dict[str, Any]]] = {
+    "rnn": (nn.RNN, {"nonlinearity": "tanh"}),
+    "rnn-relu": (nn.RNN, {"nonlinearity": "relu"}),
+    "lstm": (nn.LSTM, {}),
+    "gru": (nn.GRU, {}),
+    "gru-reset-before": (nn.GRU, {"reset_after": False}),
+}
+LM_CELLS = ("rnn", "lstm", "gru")
+
+
+def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the `check` subcommand on an argparse subparsers object; it runs `run_check`."""
+    p = subparsers.add_parser(
+        "check",
+        help="manual BPTT against the autograd: a table of gradient errors, exit 0 when they agree",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--cell", choices=[*CELLS, "all"], default="lstm", help="rnn is tanh (default: lstm)")
+    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--bidirectional", action="store_true")
+    p.add_argument("--batch-first", action="store_true")
+    p.add_argument("--steps", type=int, default=5, help="T")
+    p.add_argument("--batch", type=int, default=3, help="N")
+    p.add_argument("--input-size", type=int, default=3, help="D (the embedding size with --lm)")
+    p.add_argument("--hidden-size", type=int, default=4, help="H")
+    p.add_argument("--lengths", help='one length per sequence, e.g. "5,3,2", or "random"')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    p.add_argument("--fd", action="store_true", help="also central finite differences (small networks)")
+    p.add_argument("--lm", action="store_true", help="the language model: Embedding → cell → Linear → CE")
+    p.add_argument("--vocab", type=int, default=6, help="V, with --lm")
+    p.add_argument("--tbptt", type=int, metavar="K", help="truncated BPTT in K-step chunks (implies --lm)")
+    p.add_argument("--clip", type=float, metavar="MAX_NORM", help="clip gradients by global norm first")
+    p.add_argument("--rtol", type=float, help="relative tolerance (default 1e-10 float64, 1e-4 float32)")
+    p.set_defaults(run=run_check)
+    return p
+
+
+def _lengths(text: str | None, steps: int, batch: int, rng: np.random.Generator) -> np.ndarray | None:
+    """--lengths as an array: "5,3,2", or "random" (each uniform in 1..T), or None."""
+    if text is None:
+        return None
+    if text == "random":
+        return rng.integers(1, steps + 1, size=batch)
+    try:
+        return np.array([int(part) for part in text.split(",")])
+    except ValueError:
+        raise ValueError(f'--lengths: expected integers like "5,3,2" or "random", got {text!r}') from None
+
+
+def _shared_options(
+    args: argparse.Namespace, cell: str, rng: np.random.Generator, rows: int
+) -> dict[str, Any]:
+    """compare's keywords common to both paths: a random initial state ~ N(0, 0.5²), lengths, options."""
+    shape = rows, args.batch, args.hidden_size
+    hx = tuple(0.5 * rng.standard_normal(shape) for _ in range(2 if cell == "lstm" else 1))
+    return {
+        "hx": hx if cell == "lstm" else hx[0],
+        "lengths": _lengths(args.lengths, args.steps, args.batch, rng),
+        "max_norm": args.clip,
+        "finite_differences": args.fd,
+        "seed": args.seed,
+        "rtol": args.rtol,
+    }
+
+
+def _check_lm(args: argparse.Namespace, cell: str) -> Report:
+    """The language model on random tokens and targets (T, N)."""
+    rng = np.random.default_rng(args.seed)
+    model = nn.LanguageModel(
+        args.vocab, args.input_size, args.hidden_size, cell, args.layers, dtype=args.dtype, rng=args.seed
+    )
+    tokens = rng.integers(0, args.vocab, size=(args.steps, args.batch))
+    targets = rng.integers(0, args.vocab, size=(args.steps, args.batch))
+    options = _shared_options(args, cell, rng, args.layers)
+    return compare(model, tokens, targets=targets, tbptt=args.tbptt, **options)
+
+
+def _check_recurrent(args: argparse.Namespace, cell: str) -> Report:
+    """A recurrent stack on x ~ N(0, 1) in its layout."""
+    rng = np.random.default_rng(args.seed)
+    kind, cell_options = CELLS[cell]
+    module = kind(
+        args.input_size,
+        args.hidden_size,
+        args.layers,
+        batch_first=args.batch_first,
+        bidirectional=args.bidirectional,
+        dtype=args.dtype,
+        rng=args.seed,
+        **cell_options,
+    )
+    shape = (args.batch, args.steps) if args.batch_first else (args.steps, args.batch)
+    x = rng.standard_normal((*shape, args.input_size))
+    return compare(module, x, **_shared_options(args, cell, rng, module.num_layers * module.num_directions))
+
+
+def _cells(args: argparse.Namespace) -> list[str]:
+    """The cells to check; raises ValueError for combinations the language model does not have."""
+    lm = args.lm or args.tbptt is not None
+    if not lm:
+        return list(CELLS) if args.cell == "all" else [args.cell]
+    if args.bidirectional or args.batch_first:
+        raise ValueError(
+            "--lm: the language model is unidirectional and time-major (no --bidirectional, --batch-first)"
+        )
+    if args.cell != "all" and args.cell not in LM_CELLS:
+        raise ValueError(f"--lm: --cell must be one of {', '.join(LM_CELLS)} or all, got {args.cell}")
+    return list(LM_CELLS) if args.cell == "all" else [args.cell]
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """Print one report per cell and a summary; 0 when all agree, 1 when any disagrees, 2 on bad arguments."""
+    try:
+        cells = _cells(args)
+        check = _check_lm if args.lm or args.tbptt is not None else _check_recurrent
+        reports = [check(args, cell) for cell in cells]
+    except (ValueError, TypeError) as error:
+        print(f"tinygrad-rnn check: error: {error}", file=sys.stderr)
+        return 2
+    for report in reports:
+        print(report, end="\n\n")
+    agree = sum(report.ok for report in reports)
+    print(
+        f"check: {agree} of {len(reports)} agree" + ("" if agree == len(reports) else " — see NOT OK above")
+    )
+    return 0 if agree == len(reports) else 1
