@@ -141,6 +141,21 @@ def test_one_cluster_per_step_and_one_weight_edge_per_step(cell: str, transpose_
     assert out_degree(cells, node_id(cells, "weight_hh_l0")) == 5
 
 
+@pytest.mark.parametrize("layer", [tg.nn.RNN, tg.nn.LSTM, tg.nn.GRU])
+def test_nn_layers_draw_one_cluster_and_one_recurrent_weight_edge_per_step(layer) -> None:
+    model = layer(3, 4, num_layers=2, bidirectional=True, dtype=np.float64, rng=0)
+    output, _ = model(tg.Tensor(np.random.default_rng(0).standard_normal((4, 2, 3))))
+    loss = (output * output).sum()
+    dot = parse(viz.draw(loss, params=model))
+    assert len(step_clusters(dot)) == 4 * 2 * 2
+    for name in ("weight_hh_l0", "weight_hh_l1_reverse"):
+        assert out_degree(dot, node_id(dot, name)) == 4, name
+    assert out_degree(dot, node_id(dot, "weight_ih_l1")) == 1  # one projection for all steps
+    cells = parse(viz.draw(loss, detail="cells", params=model))
+    prefix = {"RNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}[layer.__name__]
+    assert sum(a["label"].startswith(prefix + " l") for a in cells.nodes.values()) == 4 * 2 * 2
+
+
 def test_layers_and_directions_each_get_clusters_and_cells() -> None:
     loss, params = recurrent("lstm", steps=3, layers=2, bidirectional=True)
     dot = parse(viz.draw(loss))

@@ -4,11 +4,12 @@ from . import manual, nn, optim, viz
 from .compare import compare
 from .context import enable_grad, is_grad_enabled, no_grad, scope
 from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
-from .functions import cat, stack, where
+from .functions import addmm, cat, stack, where
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Function, Tensor
 
 __all__ = [
+    "addmm",
     "Function",
     "GradcheckError",
     "Tensor",

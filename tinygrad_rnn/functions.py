@@ -1,4 +1,4 @@
-"""Module-level ops that take several tensors, as in torch: cat, stack, where."""
+"""Module-level ops that take several tensors, as in torch: cat, stack, addmm, where."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +44,24 @@ def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -
     if not -items[0].ndim - 1 <= axis <= items[0].ndim:
         raise ValueError(f"stack: axis {axis} is out of range for tensors of shape {items[0].shape}")
     return ops.Stack.apply(*items, axis=axis % (items[0].ndim + 1))
+
+
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
+    """input + mat1 @ mat2 in one op (as torch.addmm), input broadcast to the product's shape."""
+    items = tensors_of([input, mat1, mat2])
+    _common_float("addmm", items)
+    if mat1.ndim != 2 or mat2.ndim != 2 or mat1.shape[1] != mat2.shape[0]:
+        raise ValueError(f"addmm: cannot multiply {mat1.shape} by {mat2.shape} (2-D, inner sizes equal)")
+    product_shape = (mat1.shape[0], mat2.shape[1])
+    try:
+        fits = np.broadcast_shapes(input.shape, product_shape) == product_shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"addmm: input of shape {input.shape} does not broadcast to the product's {product_shape}"
+        )
+    return ops.Addmm.apply(*items)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Function
+from .tensor import DeferredProduct, Function
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -418,7 +418,7 @@ class MatMul(Function):
         a, b = ctx.saved
         if a.ndim == 2 and b.ndim == 2:
             da = grad @ b.T if ctx.needs_input_grad[0] else None
-            db = a.T @ grad if ctx.needs_input_grad[1] else None
+            db = DeferredProduct(a, grad) if ctx.needs_input_grad[1] else None
             return da, db
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
@@ -435,6 +435,30 @@ class MatMul(Function):
         return da, db
 
 
+class Addmm(Function):
+    """y = c + a b for 2-D a, b (c broadcast): a recurrent step's gates in one op, x W_ihᵀ + h W_hhᵀ.
+
+    dc = Σ g over broadcast axes, da = g bᵀ, db = aᵀ g (deferred: summed over steps in one GEMM).
+    """
+
+    @staticmethod
+    def forward(ctx, c, a, b):
+        ctx.save_for_backward(a, b)
+        ctx.shape = c.shape
+        out = a @ b
+        out += c
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        needs = ctx.needs_input_grad
+        dc = unbroadcast(grad, ctx.shape) if needs[0] else None
+        da = grad @ b.T if needs[1] else None
+        db = DeferredProduct(a, grad) if needs[2] else None
+        return dc, da, db
+
+
 # --- shape and indexing ----------------------------------------------------------------------------
 
 
@@ -447,6 +471,18 @@ class Reshape(Function):
     @staticmethod
     def backward(ctx, grad):
         return (grad.reshape(ctx.shape),)
+
+
+class Contiguous(Function):
+    """A C-ordered copy (when the input is not one already): BLAS is fastest on it."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return np.ascontiguousarray(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad,)
 
 
 class Permute(Function):
@@ -500,8 +536,9 @@ class Split(Function):
     def forward(ctx, x, sizes, axis):
         ctx.args = (x.shape, sizes, axis)
         ctx.n_outputs = len(sizes)
-        bounds = np.cumsum(sizes)[:-1]
-        return tuple(np.split(x, bounds, axis=axis))
+        lead = (slice(None),) * axis
+        starts = np.cumsum((0,) + sizes[:-1]).tolist()
+        return tuple(x[lead + (slice(start, start + n),)] for start, n in zip(starts, sizes, strict=True))
 
     @staticmethod
     def backward(ctx, *grads):

@@ -569,6 +569,10 @@ class Tensor:
         """The slices along `axis` (as torch.unbind): a sequence's time steps, with one stack as backward."""
         return ops.Unbind.apply(self, axis=self._one_axis("unbind", axis if dim is None else dim))
 
+    def contiguous(self) -> Tensor:
+        """This tensor as a C-ordered array (a copy only when it is not one): fast for matmul."""
+        return self if self.data.flags.c_contiguous else ops.Contiguous.apply(self)
+
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
         """Constant padding, numpy style: ((before, after), ...) per axis, or one pair for all axes."""
         widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
@@ -632,16 +636,43 @@ def _seed(root: Tensor, grad: Any) -> np.ndarray:
     return seed
 
 
-def _add_grad(sums: dict[Any, np.ndarray], owned: set[Any], key: Any, g: np.ndarray) -> None:
+class DeferredProduct:
+    """Σ_k a_kᵀ g_k, the gradient of the right operand of matmuls, kept as its terms until it is read.
+
+    A weight used at every time step receives one term per step; reading the sum stacks the terms
+    and makes one GEMM, (a_1; …; a_T)ᵀ (g_1; …; g_T), instead of T small products and T additions.
+    It lives only inside `backward`: ops never see it.
+    """
+
+    __slots__ = ("lefts", "rights")
+
+    def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
+        self.lefts = [left]
+        self.rights = [right]
+
+    def value(self) -> np.ndarray:
+        if len(self.lefts) == 1:
+            return self.lefts[0].T @ self.rights[0]
+        return np.concatenate(self.lefts).T @ np.concatenate(self.rights)
+
+
+def _value(g: Any) -> Any:
+    return g.value() if type(g) is DeferredProduct else g
+
+
+def _add_grad(sums: dict[Any, Any], owned: set[Any], key: Any, g: Any) -> None:
     """sums[key] += g without aliasing: an array handed over may be held elsewhere too (Add gives the
     same gradient to both inputs), so the first sum allocates and only later ones add in place."""
     current = sums.get(key)
     if current is None:
         sums[key] = g
+    elif type(current) is DeferredProduct and type(g) is DeferredProduct:
+        current.lefts += g.lefts
+        current.rights += g.rights
     elif key in owned:
-        current += g
+        current += _value(g)
     else:
-        sums[key] = current + g
+        sums[key] = _value(current) + _value(g)
         owned.add(key)
 
 
@@ -680,9 +711,9 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
             )
         key = id(ctx)
         if ctx.multi_output:
-            grads_out = [sums.pop((key, i), None) for i in range(ctx.n_outputs)]
+            grads_out = [_value(sums.pop((key, i), None)) for i in range(ctx.n_outputs)]
         else:
-            grads_out = [sums.pop(key)]
+            grads_out = [_value(sums.pop(key))]
         if ctx.retained is not None:
             for t in ctx.retained:
                 if grads_out[t._index] is not None:
@@ -705,7 +736,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 queued.add(parent_key)
                 heappush(heap, (-parent_ctx.sequence, parent_ctx))
     for key, leaf in leaves.items():
-        _store_grad(leaf, sums[key], owned=key in owned)
+        g = sums[key]
+        _store_grad(leaf, _value(g), owned=key in owned or type(g) is DeferredProduct)
 
 
 def tensors_of(values: Iterable[Any]) -> list[Tensor]:

@@ -8,6 +8,7 @@ ops. `project(x)` is the input half of the gates, x W_ihᵀ + b_ih, for all time
 
 from __future__ import annotations
 
+from ..functions import addmm
 from ..tensor import Tensor
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -26,16 +27,15 @@ class RNNStep:
     def __init__(
         self, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, nonlinearity: str = "tanh"
     ) -> None:
-        self.w_ih_t, self.w_hh_t = w_ih.T, w_hh.T
+        self.w_ih_t, self.w_hh_t = w_ih.T.contiguous(), w_hh.T.contiguous()
         self.bias = b_ih + b_hh if b_ih is not None else None
         self.activation = Tensor.tanh if nonlinearity == "tanh" else Tensor.relu
 
     def project(self, x: Tensor) -> Tensor:
-        y = x @ self.w_ih_t
-        return y + self.bias if self.bias is not None else y
+        return addmm(self.bias, x, self.w_ih_t) if self.bias is not None else x @ self.w_ih_t
 
     def __call__(self, x_proj: Tensor, h: Tensor) -> Tensor:
-        return _named(self.activation(x_proj + h @ self.w_hh_t), "h")
+        return _named(self.activation(addmm(x_proj, h, self.w_hh_t)), "h")
 
 
 class LSTMStep:
@@ -45,14 +45,14 @@ class LSTMStep:
     gates = 4
 
     def __init__(self, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> None:
-        self.w_ih_t, self.w_hh_t = w_ih.T, w_hh.T
+        self.w_ih_t, self.w_hh_t = w_ih.T.contiguous(), w_hh.T.contiguous()
         self.bias = b_ih + b_hh if b_ih is not None else None
 
     project = RNNStep.project
 
     def __call__(self, x_proj: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
-        i, f, g, o = (x_proj + h @ self.w_hh_t).chunk(4, 1)
+        i, f, g, o = addmm(x_proj, h, self.w_hh_t).chunk(4, 1)
         i, f, g, o = (
             _named(i.sigmoid(), "i"),
             _named(f.sigmoid(), "f"),
@@ -76,13 +76,13 @@ class GRUStep:
         self, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, reset_after: bool = True
     ) -> None:
         hidden = w_hh.shape[1]
-        self.w_ih_t, self.bias = w_ih.T, b_ih
+        self.w_ih_t, self.bias = w_ih.T.contiguous(), b_ih
         self.reset_after = reset_after
         if reset_after:
-            self.w_hh_t, self.b_hh = w_hh.T, b_hh
+            self.w_hh_t, self.b_hh = w_hh.T.contiguous(), b_hh
         else:
             w_rz, w_n = w_hh.split([2 * hidden, hidden], 0)
-            self.w_rz_t, self.w_n_t = w_rz.T, w_n.T
+            self.w_rz_t, self.w_n_t = w_rz.T.contiguous(), w_n.T.contiguous()
             self.b_rz, self.b_n = b_hh.split([2 * hidden, hidden], 0) if b_hh is not None else (None, None)
 
     project = RNNStep.project
@@ -91,19 +91,13 @@ class GRUStep:
         hidden = h.shape[-1]
         x_rz, x_n = x_proj.split([2 * hidden, hidden], 1)
         if self.reset_after:
-            h_proj = h @ self.w_hh_t
-            if self.b_hh is not None:
-                h_proj = h_proj + self.b_hh
+            h_proj = addmm(self.b_hh, h, self.w_hh_t) if self.b_hh is not None else h @ self.w_hh_t
             h_rz, h_n = h_proj.split([2 * hidden, hidden], 1)
             r, z = (x_rz + h_rz).sigmoid().chunk(2, 1)
             n = x_n + _named(r, "r") * h_n
         else:
-            h_rz = h @ self.w_rz_t
-            if self.b_rz is not None:
-                h_rz = h_rz + self.b_rz
+            h_rz = addmm(self.b_rz, h, self.w_rz_t) if self.b_rz is not None else h @ self.w_rz_t
             r, z = (x_rz + h_rz).sigmoid().chunk(2, 1)
-            n = x_n + (_named(r, "r") * h) @ self.w_n_t
-            if self.b_n is not None:
-                n = n + self.b_n
+            n = addmm(x_n + self.b_n if self.b_n is not None else x_n, _named(r, "r") * h, self.w_n_t)
         n = _named(n.tanh(), "n")
         return _named(n + _named(z, "z") * (h - n), "h")  # (1 − z) ⊙ n + z ⊙ h

@@ -17,7 +17,7 @@ from .steps import Step, parse_scope
 from .walk import topological
 
 OP, PARAM, INPUT, DETACHED = "op", "param", "input", "detached"
-VIEW_OPS = frozenset({"Permute", "Reshape", "Cast"})
+VIEW_OPS = frozenset({"Permute", "Reshape", "Cast", "Contiguous"})
 _CONSTANT = -1
 
 
