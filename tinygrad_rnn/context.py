@@ -35,18 +35,24 @@ def is_grad_enabled() -> bool:
     return grad_enabled.get()
 
 
-@contextmanager
-def scope(name: str) -> Iterator[None]:
+class scope:  # noqa: N801  (used like a function: `with scope("lstm.l0.t3"):`, as torch's no_grad)
     """Label every tensor made inside with `name` (nested scopes join with '.').
 
     The recurrent layers record one scope per time step, e.g. ``lstm.l0.t3``; pictures use it to
-    draw one cluster per step. The label is a plain string on each node.
+    draw one cluster per step. The label is a plain string on each node. A class rather than a
+    generator: the layers enter one per time step, so entering must be cheap.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"scope: expected a non-empty string, got {name!r}")
-    outer = current_scope.get()
-    token = current_scope.set(name if outer is None else f"{outer}.{name}")
-    try:
-        yield
-    finally:
-        current_scope.reset(token)
+
+    __slots__ = ("name", "_token")
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"scope: expected a non-empty string, got {name!r}")
+        self.name = name
+
+    def __enter__(self) -> None:
+        outer = current_scope.get()
+        self._token = current_scope.set(self.name if outer is None else f"{outer}.{self.name}")
+
+    def __exit__(self, *exc_info: object) -> None:
+        current_scope.reset(self._token)
