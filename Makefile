@@ -19,12 +19,12 @@ demo: $(STAMP)
 	$(PY) -m tinygrad_rnn demo
 
 test: $(STAMP)
-	$(PY) -m ruff check tinygrad_rnn tests benchmarks
+	$(PY) -m ruff check tinygrad_rnn tests benchmarks notebooks
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check tinygrad_rnn tests benchmarks
-	$(PY) -m ruff format --check tinygrad_rnn tests benchmarks
+	$(PY) -m ruff check tinygrad_rnn tests benchmarks notebooks
+	$(PY) -m ruff format --check tinygrad_rnn tests benchmarks notebooks
 
 # optional: PyTorch for the comparison tests (they are skipped without it)
 torch: $(STAMP)
