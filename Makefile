@@ -15,12 +15,14 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# one BLAS thread: the matrices here are small, and BLAS threads fighting for 2 busy cores cost more
+# than they give (tests and notebooks ran up to 10x slower on a loaded machine)
 demo: $(STAMP)
-	$(PY) -m tinygrad_rnn demo
+	OPENBLAS_NUM_THREADS=1 $(PY) -m tinygrad_rnn demo
 
 test: $(STAMP)
 	$(PY) -m ruff check tinygrad_rnn tests benchmarks notebooks
-	$(PY) -m pytest -q
+	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check tinygrad_rnn tests benchmarks notebooks

@@ -1,4 +1,5 @@
-"""The `tinygrad-rnn` command: demo, check (manual BPTT vs autograd), graph (the unrolled graph)."""
+"""The `tinygrad-rnn` command: demo, check (manual BPTT vs autograd), graph (the unrolled graph),
+train and sample (the character-level language model)."""
 
 import argparse
 from collections.abc import Sequence
@@ -9,6 +10,7 @@ from . import Tensor, nn, viz
 from .check import CELLS as CHECK_CELLS
 from .check import add_check_parser, run_check
 from .compare import Report, compare
+from .train_cli import add_train_parsers
 
 LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -92,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="graph.svg", help="file to write (.svg, .png, .pdf or .dot)")
     p.set_defaults(run=graph)
+    add_train_parsers(commands)
     return parser
 
 

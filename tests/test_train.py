@@ -1,0 +1,254 @@
+"""Training, checkpoints (round trip, atomic writes, exact resume), sampling and the train/sample commands."""
+
+import os
+
+import numpy as np
+import pytest
+
+from tinygrad_rnn import checkpoint as ckpt
+from tinygrad_rnn import optim
+from tinygrad_rnn import train as train_module
+from tinygrad_rnn.cli import main
+from tinygrad_rnn.data import InputError, Vocabulary, read_text, shipped_text_path
+from tinygrad_rnn.nn import LanguageModel
+from tinygrad_rnn.train import TrainConfig, evaluate, load_model, sample, train
+
+TINY = {"embedding": 8, "hidden": 16, "seq_len": 8, "batch": 4, "eval_every": 5, "sample_every": 7}
+
+
+@pytest.fixture(scope="module")
+def text_file(tmp_path_factory):
+    """The first 6,000 characters of the shipped Hamlet."""
+    path = tmp_path_factory.mktemp("text") / "hamlet_start.txt"
+    path.write_text(read_text(shipped_text_path())[:6000], encoding="utf-8")
+    return str(path)
+
+
+def config(text_file, **changes):
+    return TrainConfig(text=text_file, **{**TINY, "sample_length": 10, **changes})
+
+
+def same_parameters(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+
+
+# --- checkpoints --------------------------------------------------------------------------------
+
+
+def test_checkpoint_round_trip_holds_everything_as_plain_arrays(tmp_path, text_file):
+    path = tmp_path / "run.npz"
+    result = train(config(text_file, steps=6, checkpoint=str(path)), verbose=False)
+    with np.load(path, allow_pickle=False) as npz:
+        kinds = {npz[name].dtype.kind for name in npz.files}
+    assert kinds <= {"f", "i", "U"}
+    saved = ckpt.load(path)
+    assert saved.step == 6 and saved.vocab == result.vocab
+    assert saved.config["hidden"] == 16 and saved.config["text"] == text_file
+    assert len(saved.hidden) == 2 and saved.hidden[0].shape == (1, 4, 16)  # LSTM (h, c): (L, N, H)
+    np.testing.assert_array_equal(saved.history["train_loss"], result.losses)
+    model = LanguageModel(len(saved.vocab), 8, 16, rng=1)
+    optimizer = optim.Adam(model.parameters())
+    ckpt.restore(saved, model, optimizer)
+    assert same_parameters(model, result.model)
+    state = optimizer.state_dict()["state"]
+    assert state[0]["step"] == 6 and state[0]["exp_avg"].shape == model.embedding.weight.shape
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(3e-3, rel=0, abs=0)
+
+
+def test_a_failed_write_leaves_the_old_checkpoint_intact(tmp_path, text_file, monkeypatch):
+    path = tmp_path / "run.npz"
+    train(config(text_file, steps=5, checkpoint=str(path)), verbose=False)
+    before = path.read_bytes()
+
+    def crash(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ckpt.np, "savez", crash)
+    with pytest.raises(OSError, match="disk full"):
+        train(config(text_file, steps=10, checkpoint=str(path)), resume=True, verbose=False)
+    assert path.read_bytes() == before
+    assert ckpt.load(path).step == 5
+    assert os.listdir(tmp_path) == ["run.npz"]  # no temporary file left behind
+
+
+def test_a_checkpoint_of_another_shape_names_the_differences_and_changes_nothing(tmp_path, text_file):
+    path = tmp_path / "run.npz"
+    train(config(text_file, steps=5, checkpoint=str(path)), verbose=False)
+    saved = ckpt.load(path)
+    model = LanguageModel(len(saved.vocab), 8, 12, rng=0)
+    before = model.state_dict()
+    with pytest.raises(
+        ckpt.CheckpointError, match=r"another shape.*rnn.weight_hh_l0: expected shape \(48, 12\)"
+    ):
+        ckpt.restore(saved, model)
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    # a model that fits but an optimizer that does not: the model is rolled back
+    model = LanguageModel(len(saved.vocab), 8, 16, rng=0)
+    before = model.state_dict()
+    optimizer = optim.Adam([*model.parameters()][:3])
+    with pytest.raises(ckpt.CheckpointError, match="does not fit the optimizer"):
+        ckpt.restore(saved, model, optimizer)
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_loading_a_missing_or_foreign_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ckpt.CheckpointError, match="no checkpoint at"):
+        ckpt.load(tmp_path / "none.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ckpt.CheckpointError, match="not a readable"):
+        ckpt.load(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", weights=np.zeros(3))
+    with pytest.raises(ckpt.CheckpointError, match="not a tinygrad_rnn checkpoint"):
+        ckpt.load(tmp_path / "other.npz")
+
+
+# --- training -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cell, layers, dropout", [("lstm", 2, 0.3), ("gru", 1, 0.0)])
+def test_resume_gives_exactly_the_numbers_of_an_uninterrupted_run(tmp_path, text_file, cell, layers, dropout):
+    # 40 steps cross an epoch of the 4 tracks (5,400 training chars / 4 / 8 ≈ 168 rows ≈ 21 batches)
+    changes = {"cell": cell, "layers": layers, "dropout": dropout, "steps": 40}
+    whole = train(config(text_file, checkpoint=str(tmp_path / "a.npz"), **changes), verbose=False)
+    train(config(text_file, checkpoint=str(tmp_path / "b.npz"), **{**changes, "steps": 20}), verbose=False)
+    resumed = train(
+        config(text_file, checkpoint=str(tmp_path / "b.npz"), **changes), resume=True, verbose=False
+    )
+    assert resumed.steps_run == 20 and len(resumed.losses) == 40
+    np.testing.assert_array_equal(resumed.losses, whole.losses)
+    np.testing.assert_array_equal(resumed.valid_steps, whole.valid_steps)
+    np.testing.assert_array_equal(resumed.valid_losses, whole.valid_losses)
+    assert same_parameters(resumed.model, whole.model)
+    assert resumed.samples == [s for s in whole.samples if s[0] > 20]
+
+
+def test_resume_with_other_settings_or_without_a_checkpoint_is_refused(tmp_path, text_file):
+    path = str(tmp_path / "run.npz")
+    train(config(text_file, steps=5, checkpoint=path), verbose=False)
+    with pytest.raises(ckpt.CheckpointError, match=r"hidden=16 \(given 32\)"):
+        train(config(text_file, steps=10, checkpoint=path, hidden=32), resume=True, verbose=False)
+    with pytest.raises(ckpt.CheckpointError, match="no checkpoint at"):
+        train(config(text_file, steps=10, checkpoint=path + ".gone"), resume=True, verbose=False)
+
+
+def test_invalid_options_are_named():
+    with pytest.raises(InputError, match=r"hidden=0, batch=-1.*lr=0"):
+        TrainConfig(hidden=0, batch=-1, lr=0)
+
+
+def test_short_training_beats_the_unigram_baseline_clearly(text_file):
+    cfg = config(text_file, embedding=16, hidden=64, seq_len=16, batch=8, steps=200, lr=1e-2, eval_every=200)
+    result = train(cfg, verbose=False)
+    assert result.losses[0] == pytest.approx(np.log(65), rel=0.05, abs=0)  # uniform over V at the start
+    assert result.valid_bpc < result.unigram_bpc - 0.8, (result.valid_bpc, result.unigram_bpc)
+
+
+def test_without_tqdm_progress_is_printed_as_plain_lines(text_file, monkeypatch, capsys):
+    monkeypatch.setattr(train_module, "tqdm", None)
+    train(config(text_file, steps=10, sample_every=10), verbose=True)
+    out = capsys.readouterr().out
+    assert "step 10/10  loss" in out and "bpc" in out and "--- sample at step 10" in out
+
+
+# --- sampling -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(text_file):
+    return train(config(text_file, steps=30, eval_every=30, sample_every=30), verbose=False)
+
+
+def test_sample_starts_with_the_prime_and_is_reproducible(trained):
+    text = sample(trained.model, trained.vocab, 40, temperature=0.7, prime="Ham", rng=3)
+    assert text.startswith("Ham") and len(text) == 43
+    assert text == sample(trained.model, trained.vocab, 40, temperature=0.7, prime="Ham", rng=3)
+    assert trained.model.training  # the mode is given back
+
+
+def test_a_small_temperature_samples_the_most_likely_character(trained):
+    model, vocab = trained.model, trained.vocab
+    greedy = [*vocab.encode("The")]
+    model.eval()
+    for _ in range(15):
+        logits, _ = model(np.array(greedy)[:, None])
+        greedy.append(int(logits.data[-1, 0].argmax()))
+    model.train()
+    assert sample(model, vocab, 15, temperature=1e-4, prime="The", rng=0) == vocab.decode(greedy)
+
+
+def test_sample_rejects_bad_temperature_and_unknown_prime(trained):
+    with pytest.raises(InputError, match="temperature must be > 0"):
+        sample(trained.model, trained.vocab, 5, temperature=0.0)
+    with pytest.raises(InputError, match="outside the vocabulary: '@#'"):
+        sample(trained.model, trained.vocab, 5, prime="a@b#")
+
+
+def test_evaluate_does_not_depend_on_chunking(trained, text_file):
+    ids = Vocabulary.from_text(read_text(text_file)).encode(read_text(text_file)[-700:])
+    whole = evaluate(trained.model, ids, n_tracks=4, chunk=1000)
+    chunked = evaluate(trained.model, ids, n_tracks=4, chunk=7)
+    assert chunked == pytest.approx(whole, rel=1e-5, abs=0)
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def tiny_args(text_file, path):
+    return ["--text", text_file, "--embedding", "8", "--hidden", "16", "--seq-len", "8", "--batch", "4"] + [
+        "--eval-every",
+        "5",
+        "--checkpoint",
+        str(path),
+        "-q",
+    ]
+
+
+def test_train_resume_and_sample_commands(tmp_path, text_file, capsys):
+    path = tmp_path / "run.npz"
+    assert main(["train", "--steps", "5", *tiny_args(text_file, path)]) == 0
+    out = capsys.readouterr().out
+    assert "5 steps in" in out and "unigram baseline" in out and f"checkpoint: {path}" in out
+    assert main(["train", "--resume", "--checkpoint", str(path), "--steps", "8", "-q"]) == 0
+    assert "3 steps in" in capsys.readouterr().out
+    assert ckpt.load(path).step == 8
+    assert main(["sample", "--checkpoint", str(path), "--length", "20", "--prime", "Ham", "--seed", "1"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Ham") and len(text) == 3 + 20 + 1
+    model, vocab, _ = load_model(path)
+    assert text[:-1] == sample(model, vocab, 20, temperature=0.8, prime="Ham", rng=1)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [(b"", "is empty"), (b"\xc3\x28 invalid", "is not UTF-8 text: byte 0xc3 at offset 0")],
+)
+def test_train_command_rejects_bad_text_in_one_line(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(content)
+    assert main(["train", "--text", str(bad), "--steps", "1", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinygrad-rnn train: error:") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_commands_reject_bad_checkpoints_and_sampling_options(tmp_path, text_file, capsys):
+    path = tmp_path / "run.npz"
+    assert main(["train", "--steps", "5", *tiny_args(text_file, path)]) == 0
+    capsys.readouterr()
+    cases = [
+        (
+            ["train", "--resume", "--checkpoint", str(path), "--hidden", "32", "--steps", "9"],
+            "hidden=16 (given 32)",
+        ),
+        (["train", "--resume", "--steps", "9"], "--resume needs --checkpoint"),
+        (["sample", "--checkpoint", str(tmp_path / "gone.npz")], "no checkpoint at"),
+        (["sample", "--checkpoint", str(path), "--prime", "Ham~"], "outside the vocabulary: '~'"),
+        (["sample", "--checkpoint", str(path), "--temperature", "0"], "temperature must be > 0, got 0.0"),
+        (["sample", "--checkpoint", str(path), "--temperature", "-1"], "temperature must be > 0"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)

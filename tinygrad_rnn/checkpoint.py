@@ -1,0 +1,190 @@
+"""Training checkpoints: everything needed to continue a run exactly, in one `.npz` without pickle.
+
+The file holds plain arrays only: `model/<parameter name>`, `optimizer/<position>/<buffer>`,
+`hidden/<k>` (the state carried between batches), `history/<curve>` and `vocab` (int32 code
+points), plus `meta`, a JSON string (numpy unicode array) with the format, step, data position,
+config, random generator states and the optimizer's numbers and options. It is read with
+`np.load(..., allow_pickle=False)`, and written atomically: a temporary file in the same directory,
+flushed and fsync'ed, then `os.replace`d over the target, so a crash leaves the old file intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .data import InputError, Vocabulary
+from .nn import Module
+from .optim.optimizer import Optimizer
+
+FORMAT = "tinygrad_rnn.checkpoint/1"
+
+
+class CheckpointError(InputError):
+    """A checkpoint that is missing, unreadable, or does not fit the model or run it is loaded into."""
+
+
+@dataclass
+class Checkpoint:
+    """A snapshot of a training run after `step` updates.
+
+    model: parameter name -> array; optimizer: `Optimizer.state_dict()`; position: the next row of
+    the training tracks (`data.Batches.position`); hidden: the carried state as arrays ([h] or
+    [h, c] for an LSTM, [] when none); rng: name -> `Generator.bit_generator.state`; history:
+    name -> 1-D array (loss curves).
+    """
+
+    model: dict[str, np.ndarray]
+    optimizer: dict[str, Any]
+    vocab: Vocabulary
+    step: int
+    config: dict[str, Any]
+    position: int = 0
+    hidden: list[np.ndarray] = field(default_factory=list)
+    rng: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def save(path: str | Path, checkpoint: Checkpoint) -> None:
+    """Write `checkpoint` to `path` (created with its parent directories) atomically."""
+    path = Path(path)
+    arrays = _to_arrays(checkpoint)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    _fsync_directory(path.parent)
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Read a checkpoint written by `save`; CheckpointError if it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise CheckpointError(f"{path} is not a readable .npz checkpoint ({error})") from None
+    if "meta" not in arrays or arrays["meta"].dtype.kind != "U":
+        raise CheckpointError(f"{path} is not a tinygrad_rnn checkpoint (it has no 'meta' entry)")
+    try:
+        return _from_arrays(arrays)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} is not a valid {FORMAT} checkpoint: {error}") from None
+
+
+def restore(
+    checkpoint: Checkpoint, model: Module, optimizer: Optimizer | None = None, source: str = "checkpoint"
+) -> None:
+    """Load the parameters into `model` and the state into `optimizer`, all or nothing.
+
+    A checkpoint of another model shape raises CheckpointError naming the keys and shapes that
+    differ; on any error the model and the optimizer are left as they were.
+    """
+    before = model.state_dict()
+    try:
+        model.load_state_dict(checkpoint.model)
+    except ValueError as error:
+        detail = str(error).split(": ", 1)[-1]
+        raise CheckpointError(f"{source} was saved from a model of another shape: {detail}") from None
+    if optimizer is None:
+        return
+    try:
+        optimizer.load_state_dict(checkpoint.optimizer)
+    except ValueError as error:
+        model.load_state_dict(before)
+        raise CheckpointError(f"{source} does not fit the optimizer: {error}") from None
+
+
+def _to_arrays(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
+    arrays = {f"model/{name}": np.asarray(value) for name, value in checkpoint.model.items()}
+    numbers: dict[str, dict[str, Any]] = {}
+    for position, entries in checkpoint.optimizer["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, np.ndarray):
+                arrays[f"optimizer/{position}/{key}"] = value
+            else:
+                numbers.setdefault(str(position), {})[key] = value
+    arrays.update({f"hidden/{k}": np.asarray(h) for k, h in enumerate(checkpoint.hidden)})
+    arrays.update({f"history/{name}": np.asarray(curve) for name, curve in checkpoint.history.items()})
+    arrays["vocab"] = checkpoint.vocab.to_array()
+    meta = {
+        "format": FORMAT,
+        "step": int(checkpoint.step),
+        "position": int(checkpoint.position),
+        "config": checkpoint.config,
+        "rng": checkpoint.rng,
+        "optimizer": {"numbers": numbers, "param_groups": checkpoint.optimizer["param_groups"]},
+    }
+    arrays["meta"] = np.array(json.dumps(meta))
+    return arrays
+
+
+def _from_arrays(arrays: dict[str, np.ndarray]) -> Checkpoint:
+    meta = json.loads(str(arrays["meta"][()]))
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+    state: dict[int, dict[str, Any]] = {
+        int(position): dict(numbers) for position, numbers in meta["optimizer"]["numbers"].items()
+    }
+    model, hidden, history = {}, {}, {}
+    for name, array in arrays.items():
+        kind, _, rest = name.partition("/")
+        if kind == "model":
+            model[rest] = array
+        elif kind == "optimizer":
+            position, _, key = rest.partition("/")
+            state.setdefault(int(position), {})[key] = array
+        elif kind == "hidden":
+            hidden[int(rest)] = array
+        elif kind == "history":
+            history[rest] = array
+    return Checkpoint(
+        model=model,
+        optimizer={"state": state, "param_groups": meta["optimizer"]["param_groups"]},
+        vocab=Vocabulary.from_array(arrays["vocab"]),
+        step=int(meta["step"]),
+        config=meta["config"],
+        position=int(meta["position"]),
+        hidden=[hidden[k] for k in sorted(hidden)],
+        rng=meta["rng"],
+        history=history,
+    )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
