@@ -1,5 +1,7 @@
 """Graph semantics of the Tensor: construction, accumulation, retain_graph, no_grad, detach, errors."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -29,7 +31,7 @@ def test_attributes_and_conversions() -> None:
     assert isinstance(t.numpy(), np.ndarray)
     assert tg.Tensor([7.0]).item() == pytest.approx(7.0, abs=0)
     y = t * 2
-    assert not y.is_leaf and y.op == "Mul" and y.parents[0] is t
+    assert not y.is_leaf and y.op == "Mul" and y.parents[0] is t.node
     assert "op=Mul" in repr(y) and "name='w'" in repr(t)
     with pytest.raises(ValueError, match="one element"):
         t.item()
@@ -93,6 +95,18 @@ def test_only_leaves_keep_grad_unless_retained() -> None:
     assert hidden.grad is None
     np.testing.assert_allclose(kept.grad.data, 2 * kept.data, rtol=1e-12, atol=0)
     np.testing.assert_allclose(x.grad.data, 3 + 50 * x.data, rtol=1e-12, atol=0)
+
+
+def test_the_graph_keeps_only_what_backward_needs() -> None:
+    x = tg.Tensor([0.5, -1.0, 2.0], requires_grad=True, dtype=np.float64)
+    y = x * 3  # Mul saves x and the constant, not its output
+    z = y.tanh()  # Tanh saves its output, not its input
+    values_of_y = weakref.ref(y.data)
+    del y
+    assert values_of_y() is None  # no one holds y any more: its values are gone, its node stays
+    assert z.parents[0].op == "Mul" and z.parents[0].shape == (3,)
+    z.sum().backward()
+    np.testing.assert_allclose(x.grad.data, 3 * (1 - np.tanh(3 * x.data) ** 2), rtol=1e-12, atol=0)
 
 
 def test_second_backward_through_a_freed_graph_is_refused() -> None:

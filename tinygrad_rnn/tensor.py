@@ -32,7 +32,7 @@ class Function:
 
     __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "__dict__")
     multi_output = False
-    retained: list[Tensor] | None = None  # tensors asking for their .grad (retain_grad)
+    retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
     freed = False  # set by a backward without retain_graph
 
     def save_for_backward(self, *arrays: Any) -> None:
@@ -48,13 +48,12 @@ class Function:
             raise type(error)(f"{cls.__name__.lower()}: {error} (input shapes: {shapes})") from error
         record = False
         if grad_enabled.get():
-            for t in inputs:
-                if t.requires_grad:
-                    record = True
-                    break
+            nodes = tuple([t.node for t in inputs])
+            needs = tuple([n.requires_grad for n in nodes])
+            record = True in needs
         if record:
-            ctx.parents = inputs
-            ctx.needs_input_grad = tuple([t.requires_grad for t in inputs])
+            ctx.parents = nodes
+            ctx.needs_input_grad = needs
             ctx.sequence = next(_creation_order)
         else:
             ctx = None
@@ -99,52 +98,42 @@ def _to_array(data: Any, dtype: np.dtype | None) -> np.ndarray:
     return array
 
 
-class Tensor:
-    """An n-dimensional array that records the ops applied to it, for reverse-mode differentiation.
+class Node:
+    """What the graph keeps of a tensor: the op and output it came from, its shape, dtype, labels and
+    gradient — not its values. An intermediate the user no longer holds is freed at once unless an
+    op saved it for backward (as in PyTorch), so the graph costs only what backward needs.
 
-    `Tensor(data, requires_grad=False, dtype=None, name=None)`: data is a scalar, a (nested) list or
-    an ndarray (copied). Python floats become float32 as in PyTorch; a float ndarray keeps its dtype;
-    a float32 graph stays float32 in forward and backward.
+    Pictures and reports read the graph through nodes (`Tensor.parents` gives them); they answer the
+    same questions a Tensor does: parents, op, output_index, shape, dtype, grad, name, scope.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_index", "name", "scope", "detached")
-    __array_ufunc__ = None  # make numpy defer to the reflected operators: np.float32(2) * t -> t.__rmul__
+    __slots__ = (
+        "_ctx", "_index", "shape", "dtype", "requires_grad", "grad", "name", "scope", "detached", "value"
+    )  # fmt: skip
 
     def __init__(
-        self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None
+        self,
+        ctx: Function | None,
+        index: int,
+        data: np.ndarray,
+        requires_grad: bool,
+        scope: str | None,
     ) -> None:
-        array = _to_array(data, _as_dtype(dtype))
-        if requires_grad and array.dtype not in FLOAT_DTYPES:
-            raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {array.dtype}")
-        self.data = array
+        self._ctx = ctx
+        self._index = index
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.requires_grad = requires_grad
         self.grad: Tensor | None = None
-        self.requires_grad = bool(requires_grad)
-        self._ctx: Function | None = None
-        self._index = 0
-        self.name = name
-        self.scope: str | None = None
+        self.name: str | None = None
+        self.scope = scope
         self.detached = False
-
-    @classmethod
-    def _make(
-        cls, data: np.ndarray, requires_grad: bool, ctx: Function | None, index: int, scope: str | None
-    ) -> Tensor:
-        t = cls.__new__(cls)
-        t.data = data
-        t.grad = None
-        t.requires_grad = requires_grad
-        t._ctx = ctx
-        t._index = index
-        t.name = None
-        t.scope = scope
-        t.detached = False
-        return t
-
-    # --- what the graph looks like (read by viz and reports) -------------------------------------
+        # a leaf's one number (a constant like the 1 in 1 - z) stays readable for pictures
+        self.value = data if ctx is None and data.size == 1 else None
 
     @property
-    def parents(self) -> tuple[Tensor, ...]:
-        """The tensors this one was computed from (empty for a leaf or outside a graph)."""
+    def parents(self) -> tuple[Node, ...]:
+        """The nodes of the tensors this one was computed from (empty for a leaf)."""
         return self._ctx.parents if self._ctx is not None else ()
 
     @property
@@ -154,12 +143,132 @@ class Tensor:
 
     @property
     def output_index(self) -> int:
-        """Which output of its op this tensor is (non-zero only for split/chunk)."""
+        """Which output of its op this tensor is (non-zero only for split/chunk/unbind)."""
         return self._index
 
     @property
     def is_leaf(self) -> bool:
         return self._ctx is None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def item(self) -> float | int | bool:
+        if self.value is None:
+            raise ValueError("item: the graph keeps the value of one-element leaves (constants) only")
+        return self.value.item()
+
+    def retain_grad(self) -> None:
+        """Keep `.grad` on this intermediate after backward (leaves keep it anyway)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: this tensor does not require grad")
+        ctx = self._ctx
+        if ctx is None:
+            return
+        if ctx.retained is None:
+            ctx.retained = []
+        if all(n is not self for n in ctx.retained):
+            ctx.retained.append(self)
+
+    def __repr__(self) -> str:
+        label = self.op or "leaf"
+        named = f", name={self.name!r}" if self.name is not None else ""
+        return f"Node({label}, shape={self.shape}, dtype={self.dtype}{named})"
+
+
+class Tensor:
+    """An n-dimensional array that records the ops applied to it, for reverse-mode differentiation.
+
+    `Tensor(data, requires_grad=False, dtype=None, name=None)`: data is a scalar, a (nested) list or
+    an ndarray (copied). Python floats become float32 as in PyTorch; a float ndarray keeps its dtype;
+    a float32 graph stays float32 in forward and backward. A Tensor is its values (`data`) and its
+    place in the graph (`node`).
+    """
+
+    __slots__ = ("data", "node")
+    __array_ufunc__ = None  # make numpy defer to the reflected operators: np.float32(2) * t -> t.__rmul__
+
+    def __init__(
+        self, data: Any, requires_grad: bool = False, dtype: Any = None, name: str | None = None
+    ) -> None:
+        array = _to_array(data, _as_dtype(dtype))
+        if requires_grad and array.dtype not in FLOAT_DTYPES:
+            raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {array.dtype}")
+        self.data = array
+        self.node = Node(None, 0, array, bool(requires_grad), None)
+        self.node.name = name
+
+    @classmethod
+    def _make(
+        cls, data: np.ndarray, requires_grad: bool, ctx: Function | None, index: int, scope: str | None
+    ) -> Tensor:
+        t = cls.__new__(cls)
+        t.data = data
+        t.node = Node(ctx, index, data, requires_grad, scope)
+        return t
+
+    # --- what the graph looks like (read by viz and reports) -------------------------------------
+
+    @property
+    def grad(self) -> Tensor | None:
+        return self.node.grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None and not isinstance(value, Tensor):
+            raise TypeError(f"grad: expected a Tensor or None, got {type(value).__name__}")
+        self.node.grad = value
+
+    @property
+    def requires_grad(self) -> bool:
+        return self.node.requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        self.requires_grad_(value)
+
+    @property
+    def name(self) -> str | None:
+        """An optional label that pictures and reports show."""
+        return self.node.name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        self.node.name = value
+
+    @property
+    def scope(self) -> str | None:
+        """The scope the tensor was made in (e.g. 'lstm.l0.t3'), None outside any."""
+        return self.node.scope
+
+    @property
+    def detached(self) -> bool:
+        """True for the result of detach() on a graph tensor: where truncated BPTT cut the graph."""
+        return self.node.detached
+
+    @property
+    def _ctx(self) -> Function | None:
+        return self.node._ctx
+
+    @property
+    def parents(self) -> tuple[Node, ...]:
+        """The graph nodes of the tensors this one was computed from (empty for a leaf)."""
+        return self.node.parents
+
+    @property
+    def op(self) -> str | None:
+        """Name of the op that made this tensor ('Tanh', 'MatMul', ...), None for a leaf."""
+        return self.node.op
+
+    @property
+    def output_index(self) -> int:
+        """Which output of its op this tensor is (non-zero only for split/chunk/unbind)."""
+        return self.node._index
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.node._ctx is None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -233,8 +342,8 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values, cut from the graph: no gradient flows back through the result."""
         t = Tensor._make(self.data, False, None, 0, self.scope)
-        t.name = self.name
-        t.detached = self._ctx is not None or self.requires_grad
+        t.node.name = self.name
+        t.node.detached = self._ctx is not None or self.requires_grad
         return t
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -242,22 +351,15 @@ class Tensor:
             raise RuntimeError("requires_grad_: only a leaf's flag can be changed; use detach() first")
         if requires_grad and self.dtype not in FLOAT_DTYPES:
             raise TypeError(f"requires_grad_: only floating-point tensors can require grad, got {self.dtype}")
-        self.requires_grad = requires_grad
+        self.node.requires_grad = bool(requires_grad)
         return self
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this non-leaf tensor after backward (leaves keep it anyway)."""
-        if not self.requires_grad:
-            raise RuntimeError("retain_grad: this tensor does not require grad")
-        if self._ctx is None:
-            return
-        if self._ctx.retained is None:
-            self._ctx.retained = []
-        if all(t is not self for t in self._ctx.retained):
-            self._ctx.retained.append(self)
+        self.node.retain_grad()
 
     def zero_grad(self) -> None:
-        self.grad = None
+        self.node.grad = None
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if self.requires_grad:
@@ -676,12 +778,12 @@ def _add_grad(sums: dict[Any, Any], owned: set[Any], key: Any, g: Any) -> None:
         owned.add(key)
 
 
-def _store_grad(t: Tensor, g: np.ndarray, owned: bool) -> None:
-    """Accumulate into t.grad; a gradient that may be aliased (or a read-only view) is copied first."""
-    if t.grad is None:
-        t.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
+def _store_grad(node: Node, g: np.ndarray, owned: bool) -> None:
+    """Accumulate into node.grad; a gradient that may be aliased (or a read-only view) is copied first."""
+    if node.grad is None:
+        node.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
     else:
-        t.grad.data = t.grad.data + g
+        node.grad.data = node.grad.data + g
 
 
 def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
@@ -692,14 +794,15 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
     gradient of its outputs is complete. No recursion, one pass.
     """
     seed = _seed(root, grad)
-    if root._ctx is None:
-        _store_grad(root, seed, owned=False)
+    node = root.node
+    if node._ctx is None:
+        _store_grad(node, seed, owned=False)
         return
     sums: dict[Any, np.ndarray] = {}
     owned: set[Any] = set()
-    leaves: dict[int, Tensor] = {}
-    root_ctx = root._ctx
-    _add_grad(sums, owned, (id(root_ctx), root._index) if root_ctx.multi_output else id(root_ctx), seed)
+    leaves: dict[int, Node] = {}
+    root_ctx = node._ctx
+    _add_grad(sums, owned, (id(root_ctx), node._index) if root_ctx.multi_output else id(root_ctx), seed)
     heap = [(-root_ctx.sequence, root_ctx)]
     queued = {id(root_ctx)}
     while heap:

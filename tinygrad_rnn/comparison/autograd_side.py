@@ -77,7 +77,7 @@ def _stacked_grads(states: dict[str, dict[int, Tensor]]) -> dict[str, np.ndarray
     """dL/dh_t stacked over t per stream; a step no gradient reached counts as zero."""
     return {
         stream: np.stack(
-            [np.zeros_like(h.data) if h.grad is None else h.grad.data for _, h in sorted(by.items())]
+            [np.zeros(h.shape, h.dtype) if h.grad is None else h.grad.data for _, h in sorted(by.items())]
         )
         for stream, by in states.items()
     }

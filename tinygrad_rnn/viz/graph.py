@@ -41,7 +41,7 @@ class Node:
 
 
 def parameter_names(params: Any) -> dict[int, str]:
-    """`params` (a Module, a mapping or (name, Tensor) pairs) as {id(tensor): name}."""
+    """`params` (a Module, a mapping or (name, Tensor) pairs) as {id(graph node of the tensor): name}."""
     if params is None:
         return {}
     if hasattr(params, "named_parameters"):
@@ -55,12 +55,13 @@ def parameter_names(params: Any) -> dict[int, str]:
                 "draw: params must be a Module, a mapping or (name, Tensor) pairs such as "
                 f"model.named_parameters(), got an item {item!r:.80}"
             )
-        names[id(item[1])] = item[0]
+        names[id(item[1].node)] = item[0]
     return names
 
 
 def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
     """The nodes to draw in topological order, and the index of `root` among them."""
+    root = root.node  # the graph is made of nodes: Tensor.parents gives the nodes of the inputs
     order = topological(root)
     position = {id(t): k for k, t in enumerate(order)}
     drawn_as: list[int] = []  # per tensor in `order`: its node index, or _CONSTANT
