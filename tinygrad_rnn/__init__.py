@@ -4,11 +4,12 @@ from . import manual, nn, optim, viz
 from .compare import compare
 from .context import enable_grad, is_grad_enabled, no_grad, scope
 from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
-from .functions import addmm, cat, stack, where
+from .functions import addcmul, addmm, cat, lerp, stack, where
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Function, Tensor
 
 __all__ = [
+    "addcmul",
     "addmm",
     "Function",
     "GradcheckError",
@@ -20,6 +21,7 @@ __all__ = [
     "eye",
     "gradcheck",
     "is_grad_enabled",
+    "lerp",
     "manual",
     "nn",
     "optim",

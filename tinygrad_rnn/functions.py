@@ -1,4 +1,4 @@
-"""Module-level ops that take several tensors, as in torch: cat, stack, addmm, where."""
+"""Module-level ops that take several tensors, as in torch: cat, stack, addmm, addcmul, lerp, where."""
 
 from collections.abc import Sequence
 from typing import Any
@@ -49,19 +49,33 @@ def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     """input + mat1 @ mat2 in one op (as torch.addmm), input broadcast to the product's shape."""
     items = tensors_of([input, mat1, mat2])
-    _common_float("addmm", items)
-    if mat1.ndim != 2 or mat2.ndim != 2 or mat1.shape[1] != mat2.shape[0]:
+    if not input.dtype == mat1.dtype == mat2.dtype:
+        _common_float("addmm", items)
+    product = (mat1.shape[0], mat2.shape[1]) if mat1.ndim == 2 and mat2.ndim == 2 else None
+    if product is None or mat1.shape[1] != mat2.shape[0]:
         raise ValueError(f"addmm: cannot multiply {mat1.shape} by {mat2.shape} (2-D, inner sizes equal)")
-    product_shape = (mat1.shape[0], mat2.shape[1])
-    try:
-        fits = np.broadcast_shapes(input.shape, product_shape) == product_shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"addmm: input of shape {input.shape} does not broadcast to the product's {product_shape}"
-        )
+    shape = input.shape
+    if len(shape) > 2 or any(n not in (1, m) for n, m in zip(reversed(shape), reversed(product), strict=False)):
+        raise ValueError(f"addmm: input of shape {shape} does not broadcast to the product's {product}")
     return ops.Addmm.apply(*items)
+
+
+def _same_dtype(op: str, first: Tensor, others: tuple[Any, ...]) -> list[Tensor]:
+    return [first] + [first._operand(t, op) for t in others]
+
+
+def addcmul(input: Tensor, tensor1: Any, tensor2: Any) -> Tensor:
+    """input + tensor1 ⊙ tensor2 in one op (as torch.addcmul), broadcast as numpy."""
+    items = _same_dtype("addcmul", input, (tensor1, tensor2))
+    np.broadcast_shapes(*(t.shape for t in items))  # raises a ValueError naming the shapes
+    return ops.Addcmul.apply(*items)
+
+
+def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
+    """input + weight ⊙ (end − input) in one op (as torch.lerp), broadcast as numpy."""
+    items = _same_dtype("lerp", input, (end, weight))
+    np.broadcast_shapes(*(t.shape for t in items))
+    return ops.Lerp.apply(*items)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:

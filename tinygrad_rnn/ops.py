@@ -255,6 +255,51 @@ class Minimum(Function):
         return unbroadcast(grad * share_a, a.shape), unbroadcast(grad * (1 - share_a), b.shape)
 
 
+class Addcmul(Function):
+    """y = c + a ⊙ b (as torch.addcmul): dc = g, da = g ⊙ b, db = g ⊙ a (each summed to its shape)."""
+
+    @staticmethod
+    def forward(ctx, c, a, b):
+        ctx.save_for_backward(a, b)
+        ctx.shape = c.shape
+        out = a * b
+        out += c
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.saved
+        needs = ctx.needs_input_grad
+        dc = unbroadcast(grad, ctx.shape) if needs[0] else None
+        da = unbroadcast(grad * b, a.shape) if needs[1] else None
+        db = unbroadcast(grad * a, b.shape) if needs[2] else None
+        return dc, da, db
+
+
+class Lerp(Function):
+    """y = start + w ⊙ (end − start) (as torch.lerp): dstart = g ⊙ (1 − w), dend = g ⊙ w,
+    dw = g ⊙ (end − start). The GRU's h = (1 − z) ⊙ n + z ⊙ h_prev is lerp(n, h_prev, z)."""
+
+    @staticmethod
+    def forward(ctx, start, end, weight):
+        difference = end - start
+        ctx.save_for_backward(weight, difference)
+        ctx.shapes = (start.shape, end.shape)
+        out = weight * difference
+        out += start
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        weight, difference = ctx.saved
+        (start_shape, end_shape), needs = ctx.shapes, ctx.needs_input_grad
+        grad_end = grad * weight
+        dstart = unbroadcast(grad - grad_end, start_shape) if needs[0] else None
+        dend = unbroadcast(grad_end, end_shape) if needs[1] else None
+        dweight = unbroadcast(grad * difference, weight.shape) if needs[2] else None
+        return dstart, dend, dweight
+
+
 class Where(Function):
     """y = a where cond else b; the gradient goes to the branch that was taken."""
 
@@ -537,8 +582,11 @@ class Split(Function):
         ctx.args = (x.shape, sizes, axis)
         ctx.n_outputs = len(sizes)
         lead = (slice(None),) * axis
-        starts = np.cumsum((0,) + sizes[:-1]).tolist()
-        return tuple(x[lead + (slice(start, start + n),)] for start, n in zip(starts, sizes, strict=True))
+        pieces, start = [], 0
+        for n in sizes:
+            pieces.append(x[lead + (slice(start, start + n),)])
+            start += n
+        return tuple(pieces)
 
     @staticmethod
     def backward(ctx, *grads):

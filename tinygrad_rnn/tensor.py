@@ -58,9 +58,10 @@ class Function:
         else:
             ctx = None
         scope = current_scope.get()
+        make = Tensor._make
         if cls.multi_output:
-            return tuple(Tensor._make(o, record, ctx, i, scope) for i, o in enumerate(out))
-        return Tensor._make(out, record, ctx, 0, scope)
+            return tuple([make(o, record, ctx, i, scope) for i, o in enumerate(out)])
+        return make(out, record, ctx, 0, scope)
 
     @staticmethod
     def forward(ctx: Function, *arrays: np.ndarray, **options: Any) -> Any:
@@ -203,7 +204,7 @@ class Tensor:
     def _make(
         cls, data: np.ndarray, requires_grad: bool, ctx: Function | None, index: int, scope: str | None
     ) -> Tensor:
-        t = cls.__new__(cls)
+        t = _new_tensor(cls)
         t.data = data
         t.node = Node(ctx, index, data, requires_grad, scope)
         return t
@@ -376,6 +377,8 @@ class Tensor:
         """`other` as a Tensor of this tensor's dtype: scalars and arrays are cast; mixing float32 and
         float64 Tensors is an error (no silent up-casting)."""
         if isinstance(other, Tensor):
+            if other.data.dtype is self.data.dtype:  # the common case, first and cheap
+                return other
             if other.dtype != self.dtype and other.dtype.kind == "f" and self.dtype.kind == "f":
                 raise TypeError(
                     f"{op}: dtype mismatch, {self.dtype} and {other.dtype}; convert one explicitly "
@@ -431,6 +434,14 @@ class Tensor:
 
     def matmul(self, other: Any) -> Tensor:
         return ops.MatMul.apply(self, self._operand(other, "matmul"))
+
+    def addcmul(self, tensor1: Any, tensor2: Any) -> Tensor:
+        """self + tensor1 ⊙ tensor2 in one op (torch.addcmul)."""
+        return functions.addcmul(self, tensor1, tensor2)
+
+    def lerp(self, end: Any, weight: Any) -> Tensor:
+        """self + weight ⊙ (end − self) in one op (torch.lerp)."""
+        return functions.lerp(self, end, weight)
 
     def add(self, other: Any) -> Tensor:
         return self + other
@@ -583,9 +594,12 @@ class Tensor:
         return ops.LogSoftmax.apply(self, axis=self._one_axis("log_softmax", axis if dim is None else dim))
 
     def _one_axis(self, op: str, axis: int) -> int:
-        if not isinstance(axis, int | np.integer) or not -max(self.ndim, 1) <= axis < max(self.ndim, 1):
+        ndim = self.data.ndim or 1
+        if type(axis) is int and 0 <= axis < ndim:  # the common case, checked cheaply
+            return axis
+        if not isinstance(axis, int | np.integer) or not -ndim <= axis < ndim:
             raise ValueError(f"{op}: axis {axis!r} is out of range for a tensor of shape {self.shape}")
-        return int(axis) % max(self.ndim, 1)
+        return int(axis) % ndim
 
     # --- shape and indexing ----------------------------------------------------------------------
 
@@ -646,14 +660,14 @@ class Tensor:
     ) -> tuple[Tensor, ...]:
         """Pieces of `split_size` along `axis` (the last may be smaller), or of the listed sizes."""
         axis = self._one_axis("split", axis if dim is None else dim)
-        length = self.shape[axis]
+        length = self.data.shape[axis]
         if isinstance(split_size_or_sections, int | np.integer):
             step = int(split_size_or_sections)
             if step <= 0:
                 raise ValueError(f"split: split_size must be positive, got {step}")
-            sizes = tuple(min(step, length - start) for start in range(0, length, step))
+            sizes = tuple([min(step, length - start) for start in range(0, length, step)])
         else:
-            sizes = tuple(int(n) for n in split_size_or_sections)
+            sizes = tuple([int(n) for n in split_size_or_sections])
             if sum(sizes) != length:
                 raise ValueError(
                     f"split: sections {list(sizes)} do not add up to {length} (axis {axis} of {self.shape})"
@@ -662,10 +676,10 @@ class Tensor:
 
     def chunk(self, chunks: int, axis: int = 0, *, dim: int | None = None) -> tuple[Tensor, ...]:
         """`chunks` pieces of ceil(n / chunks) along `axis` (as torch.chunk)."""
-        axis = self._one_axis("chunk", axis if dim is None else dim)
         if chunks <= 0:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-        return self.split(-(-self.shape[axis] // chunks), axis)
+        axis = self._one_axis("chunk", axis if dim is None else dim)
+        return self.split(-(-self.data.shape[axis] // chunks), axis)
 
     def unbind(self, axis: int = 0, *, dim: int | None = None) -> tuple[Tensor, ...]:
         """The slices along `axis` (as torch.unbind): a sequence's time steps, with one stack as backward."""
@@ -816,7 +830,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
         if ctx.multi_output:
             grads_out = [_value(sums.pop((key, i), None)) for i in range(ctx.n_outputs)]
         else:
-            grads_out = [_value(sums.pop(key))]
+            g = sums.pop(key)
+            grads_out = [g.value() if type(g) is DeferredProduct else g]
         if ctx.retained is not None:
             for t in ctx.retained:
                 if grads_out[t._index] is not None:
@@ -830,14 +845,19 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 continue
             parent_ctx = parent._ctx
             if parent_ctx is None:
-                leaves[id(parent)] = parent
-                _add_grad(sums, owned, id(parent), g)
-                continue
-            parent_key = id(parent_ctx)
-            _add_grad(sums, owned, (parent_key, parent._index) if parent_ctx.multi_output else parent_key, g)
-            if parent_key not in queued:
-                queued.add(parent_key)
-                heappush(heap, (-parent_ctx.sequence, parent_ctx))
+                parent_key = id(parent)
+                leaves[parent_key] = parent
+            else:
+                parent_key = id(parent_ctx)
+                if parent_key not in queued:
+                    queued.add(parent_key)
+                    heappush(heap, (-parent_ctx.sequence, parent_ctx))
+                if parent_ctx.multi_output:
+                    parent_key = (parent_key, parent._index)
+            if parent_key in sums:
+                _add_grad(sums, owned, parent_key, g)
+            else:
+                sums[parent_key] = g
     for key, leaf in leaves.items():
         g = sums[key]
         _store_grad(leaf, _value(g), owned=key in owned or type(g) is DeferredProduct)
@@ -852,5 +872,7 @@ def tensors_of(values: Iterable[Any]) -> list[Tensor]:
     return items
 
 
+_new_tensor = object.__new__
+
 # ops.py builds on Function above; the Tensor's methods look `ops` up when they are called.
-from . import ops  # noqa: E402
+from . import functions, ops  # noqa: E402

@@ -184,11 +184,12 @@ class RNNBase(Module):
         steps, batch, width = x.shape
         with scope(label):
             step = self._step(f"_l{layer}{'_reverse' if reverse else ''}")
-            projected = step.project(x.reshape(steps * batch, width)).reshape(steps, batch, -1).unbind(0)
+            blocks = step.project(x.reshape(steps * batch, width))
+            per_step = list(zip(*[b.reshape(steps, batch, -1).unbind(0) for b in blocks], strict=True))
         outputs: list[Tensor | None] = [None] * steps
         for t in reversed(range(steps)) if reverse else range(steps):
             with scope(f"{label}.t{t}"):
-                new_state = step(projected[t], state)
+                new_state = step(per_step[t], state)
                 h = new_state[0] if isinstance(new_state, tuple) else new_state
                 if masks[t] is None:
                     outputs[t], state = h, new_state

@@ -17,7 +17,7 @@ from .steps import Step, parse_scope
 from .walk import topological
 
 OP, PARAM, INPUT, DETACHED = "op", "param", "input", "detached"
-VIEW_OPS = frozenset({"Permute", "Reshape", "Cast", "Contiguous"})
+VIEW_OPS = frozenset({"Permute", "Reshape", "Cast", "Contiguous", "Split"})  # of a parameter: drawn as it
 _CONSTANT = -1
 
 
