@@ -55,7 +55,8 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     if product is None or mat1.shape[1] != mat2.shape[0]:
         raise ValueError(f"addmm: cannot multiply {mat1.shape} by {mat2.shape} (2-D, inner sizes equal)")
     shape = input.shape
-    if len(shape) > 2 or any(n not in (1, m) for n, m in zip(reversed(shape), reversed(product), strict=False)):
+    trailing = zip(reversed(shape), reversed(product), strict=False)  # numpy broadcasting aligns the ends
+    if len(shape) > 2 or any(n not in (1, m) for n, m in trailing):
         raise ValueError(f"addmm: input of shape {shape} does not broadcast to the product's {product}")
     return ops.Addmm.apply(*items)
 
