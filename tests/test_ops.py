@@ -147,6 +147,32 @@ CASES = [
         [normal(3, 4), normal(4), normal(3, 1)],
         lambda s, e, w: s.lerp(e, w),
     ),
+    Case(
+        "linear",
+        lambda x, w, b: tg.linear(x, w, b),
+        [normal(3, 4), normal(5, 4), normal(5)],
+        lambda x, w, b: __import__("torch").nn.functional.linear(x, w, b),
+    ),
+    Case(
+        "linear_3d_no_bias",
+        lambda x, w: tg.linear(x, w),
+        [normal(2, 3, 4), normal(5, 4)],
+        lambda x, w: __import__("torch").nn.functional.linear(x, w),
+    ),
+    Case(
+        "linear_row_term",
+        lambda x, w, c: tg.linear(x, w, c),
+        [normal(3, 4), normal(5, 4), normal(3, 5)],
+        lambda x, w, c: __import__("torch").nn.functional.linear(x, w) + c,
+    ),
+    Case(
+        "linear_weight_reused",
+        lambda x, w: tg.linear(tg.linear(x, w).tanh(), w),
+        [normal(3, 4), normal(4, 4)],
+        lambda x, w: __import__("torch").nn.functional.linear(
+            __import__("torch").nn.functional.linear(x, w).tanh(), w
+        ),
+    ),
     Case("matmul_weight_reused", lambda a, w: (a @ w).tanh() @ w, [normal(3, 4), normal(4, 4)]),
     Case("contiguous_of_transpose", lambda a: a.T.contiguous() * 2, [normal(3, 4)]),
     Case("reshape", lambda a: a.reshape(4, -1), [normal(2, 3, 4)]),

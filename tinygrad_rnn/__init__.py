@@ -4,7 +4,7 @@ from . import manual, nn, optim, viz
 from .compare import compare
 from .context import enable_grad, is_grad_enabled, no_grad, scope
 from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
-from .functions import addcmul, addmm, cat, lerp, stack, where
+from .functions import addcmul, addmm, cat, lerp, linear, stack, where
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Function, Tensor
 
@@ -22,6 +22,7 @@ __all__ = [
     "gradcheck",
     "is_grad_enabled",
     "lerp",
+    "linear",
     "manual",
     "nn",
     "optim",

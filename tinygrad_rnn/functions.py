@@ -46,6 +46,12 @@ def stack(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -
     return ops.Stack.apply(*items, axis=axis % (items[0].ndim + 1))
 
 
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether numpy broadcasts `shape` to exactly `target` (sizes aligned from the end)."""
+    trailing = zip(reversed(shape), reversed(target), strict=False)
+    return len(shape) <= len(target) and all(n in (1, m) for n, m in trailing)
+
+
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     """input + mat1 @ mat2 in one op (as torch.addmm), input broadcast to the product's shape."""
     items = tensors_of([input, mat1, mat2])
@@ -54,11 +60,26 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     product = (mat1.shape[0], mat2.shape[1]) if mat1.ndim == 2 and mat2.ndim == 2 else None
     if product is None or mat1.shape[1] != mat2.shape[0]:
         raise ValueError(f"addmm: cannot multiply {mat1.shape} by {mat2.shape} (2-D, inner sizes equal)")
-    shape = input.shape
-    trailing = zip(reversed(shape), reversed(product), strict=False)  # numpy broadcasting aligns the ends
-    if len(shape) > 2 or any(n not in (1, m) for n, m in trailing):
-        raise ValueError(f"addmm: input of shape {shape} does not broadcast to the product's {product}")
+    if not _broadcasts_to(input.shape, product):
+        raise ValueError(f"addmm: input of shape {input.shape} does not broadcast to the product's {product}")
     return ops.Addmm.apply(*items)
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None, *, weight_t: Any = None) -> Tensor:
+    """input Wᵀ + bias in one op (torch.nn.functional.linear). input: (..., D), weight: (G, D), bias
+    broadcast to (..., G). `weight_t` (optional) is a C-ordered ndarray copy of Wᵀ to reuse across calls."""
+    items = tensors_of([input, weight] if bias is None else [input, weight, bias])
+    if len({t.dtype for t in items}) > 1:
+        _common_float("linear", items)
+    if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: expected input (..., {weight.shape[-1]}) for weight {weight.shape} (out, in), "
+            f"got input {input.shape}"
+        )
+    out_shape = input.shape[:-1] + (weight.shape[0],)
+    if bias is not None and not _broadcasts_to(bias.shape, out_shape):
+        raise ValueError(f"linear: bias of shape {bias.shape} does not broadcast to the output {out_shape}")
+    return ops.Linear.apply(*items, weight_t=weight_t)
 
 
 def _same_dtype(op: str, first: Tensor, others: tuple[Any, ...]) -> list[Tensor]:

@@ -161,9 +161,15 @@ class Tanh(Function):
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) = 1 / (1 + e^-x), evaluated through e^-|x| ≤ 1 so it never overflows."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1, e) / (1 + e)
+    """σ(x) = 1 / (1 + e^-x) through e = e^-|x| ≤ 1, so nothing overflows: σ = num / (1 + e) with
+    num = 1 for x ≥ 0 and e for x < 0, i.e. num = max(e, [x ≥ 0]). Exact to the last bit in both tails."""
+    e = np.abs(x)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    y = np.maximum(e, x >= 0)
+    e += 1
+    y /= e
+    return y
 
 
 class Sigmoid(Function):
@@ -502,6 +508,37 @@ class Addmm(Function):
         da = grad @ b.T if needs[1] else None
         db = DeferredProduct(a, grad) if needs[2] else None
         return dc, da, db
+
+
+class Linear(Function):
+    """y = x Wᵀ (+ b), torch.nn.functional.linear, with b broadcast to y: a bias vector, or any term of
+    y's shape such as a recurrent step's input projection.
+
+    dx = g W, dW = Σ gᵀ x (deferred: a weight used at every step gets one GEMM), db = Σ g over the
+    broadcast axes. `weight_t`, a C-ordered copy of Wᵀ made once for many calls, only speeds up the
+    forward product (numpy multiplies small matrices by a transposed view several times slower).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, *bias, weight_t=None):
+        ctx.save_for_backward(x, weight)
+        y = x @ (weight.T if weight_t is None else weight_t)
+        if bias:
+            ctx.bias_shape = bias[0].shape
+            y += bias[0]
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved
+        needs = ctx.needs_input_grad
+        dx = grad @ weight if needs[0] else None
+        dweight = None
+        if needs[1]:
+            dweight = DeferredProduct(grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1]))
+        if len(needs) == 2:
+            return dx, dweight
+        return dx, dweight, unbroadcast(grad, ctx.bias_shape) if needs[2] else None
 
 
 # --- shape and indexing ----------------------------------------------------------------------------

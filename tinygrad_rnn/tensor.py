@@ -797,7 +797,7 @@ def _store_grad(node: Node, g: np.ndarray, owned: bool) -> None:
     if node.grad is None:
         node.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
     else:
-        node.grad.data = node.grad.data + g
+        node.grad.data += g  # accumulate in place, as torch: no new buffer for every backward
 
 
 def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:

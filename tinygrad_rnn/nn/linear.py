@@ -4,6 +4,7 @@ from typing import Any
 
 import numpy as np
 
+from ..functions import linear
 from ..tensor import Tensor
 from .init import float_dtype, generator, uniform
 from .module import Module
@@ -35,8 +36,7 @@ class Linear(Module):
                 f"Linear: expected input with last dimension {self.in_features} (in_features), "
                 f"got shape {x.shape}"
             )
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        return linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return (

@@ -99,9 +99,14 @@ class Module:
     def eval(self) -> Module:
         return self.train(False)
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (`.grad = None`, torch's default), or with set_to_none=False fill them
+        with zeros in place, so that the next backward adds into the same buffers."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:
+                p.grad.data.fill(0)
 
     def to(self, dtype: Any) -> Module:
         """Convert every parameter (and its grad) to a float dtype, in place; returns self."""

@@ -1,15 +1,19 @@
 """One time step of each recurrent cell, written with Tensor ops only (the autograd differentiates it).
 
-A step object holds one layer-direction's weights, prepared once per forward (transposed to C order,
-biases folded where the equations allow), so that each time step costs one or two matmuls and a few
-elementwise ops. `project(x)` is the input half of the gates, x W_ihᵀ + b_ih, for all time steps at
-once (one matmul), returned as a tuple of column blocks; `__call__(x_proj_t, state)` is the
-recurrence, given this step's rows of those blocks. Row vectors, PyTorch's layout and gate order.
+A step object holds one layer-direction's weights for one forward pass, so that each time step costs
+one or two matrix products (`linear`, with a C-ordered copy of W_hhᵀ made once) and a few elementwise
+ops. The layer checks shapes and dtypes once; inside the time loop the steps call the ops directly.
+`project(x)` is the input half of the gates, x W_ihᵀ + b_ih, for all time steps at once (one matmul),
+returned as a tuple of column blocks; `__call__(x_proj_t, state)` is the recurrence, given this
+step's rows of those blocks. Row vectors, PyTorch's layout and gate order.
 """
 
 from __future__ import annotations
 
-from ..functions import addcmul, addmm, lerp
+import numpy as np
+
+from .. import ops
+from ..functions import linear
 from ..tensor import Tensor
 
 State = Tensor | tuple[Tensor, Tensor]
@@ -20,9 +24,18 @@ def _named(t: Tensor, name: str) -> Tensor:
     return t
 
 
-def _transposed(w: Tensor) -> Tensor:
-    """Wᵀ in C order: the per-step products h Wᵀ run fastest on it."""
-    return w.T.contiguous()
+class _Recurrent:
+    """h W_hhᵀ + term for one weight, with the C-ordered Wᵀ that numpy multiplies fastest made once."""
+
+    def __init__(self, weight: Tensor) -> None:
+        self.weight = weight
+        self.weight_t = np.ascontiguousarray(weight.data.T)
+
+    def __call__(self, h: Tensor, term: Tensor | None) -> Tensor:
+        # shapes and dtypes were checked where the layer began; this runs once per step, so straight to the op
+        if term is None:
+            return ops.Linear.apply(h, self.weight, weight_t=self.weight_t)
+        return ops.Linear.apply(h, self.weight, term, weight_t=self.weight_t)
 
 
 class RNNStep:
@@ -31,15 +44,15 @@ class RNNStep:
     def __init__(
         self, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, nonlinearity: str = "tanh"
     ) -> None:
-        self.w_ih_t, self.w_hh_t = _transposed(w_ih), _transposed(w_hh)
+        self.w_ih, self.recurrent = w_ih, _Recurrent(w_hh)
         self.bias = b_ih + b_hh if b_ih is not None else None
         self.activation = Tensor.tanh if nonlinearity == "tanh" else Tensor.relu
 
     def project(self, x: Tensor) -> tuple[Tensor, ...]:
-        return (addmm(self.bias, x, self.w_ih_t) if self.bias is not None else x @ self.w_ih_t,)
+        return (linear(x, self.w_ih, self.bias),)
 
     def __call__(self, x_proj: tuple[Tensor, ...], h: Tensor) -> Tensor:
-        return _named(self.activation(addmm(x_proj[0], h, self.w_hh_t)), "h")
+        return _named(self.activation(self.recurrent(h, x_proj[0])), "h")
 
 
 class LSTMStep:
@@ -47,21 +60,21 @@ class LSTMStep:
     i, f, o = σ(·), g = tanh(·); c_t = f ⊙ c_{t−1} + i ⊙ g; h_t = o ⊙ tanh(c_t)."""
 
     def __init__(self, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> None:
-        self.w_ih_t, self.w_hh_t = _transposed(w_ih), _transposed(w_hh)
+        self.w_ih, self.recurrent = w_ih, _Recurrent(w_hh)
         self.bias = b_ih + b_hh if b_ih is not None else None
 
     project = RNNStep.project
 
     def __call__(self, x_proj: tuple[Tensor, ...], state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
-        i, f, g, o = addmm(x_proj[0], h, self.w_hh_t).chunk(4, 1)
+        i, f, g, o = self.recurrent(h, x_proj[0]).chunk(4, 1)
         i, f, g, o = (
             _named(i.sigmoid(), "i"),
             _named(f.sigmoid(), "f"),
             _named(g.tanh(), "g"),
             _named(o.sigmoid(), "o"),
         )
-        c = _named(addcmul(f * c, i, g), "c")  # f ⊙ c + i ⊙ g
+        c = _named(ops.Addcmul.apply(f * c, i, g), "c")  # f ⊙ c + i ⊙ g
         return _named(o * c.tanh(), "h"), c
 
 
@@ -80,27 +93,24 @@ class GRUStep:
     ) -> None:
         hidden = w_hh.shape[1]
         self.hidden, self.reset_after = hidden, reset_after
-        self.w_ih_t = _transposed(w_ih)
+        self.w_ih, self.b_ih = w_ih, b_ih
         w_rz, w_n = w_hh.split([2 * hidden, hidden], 0)
-        self.w_rz_t, self.w_n_t = _transposed(w_rz), _transposed(w_n)
-        self.b_ih = b_ih
+        self.recurrent_rz, self.recurrent_n = _Recurrent(w_rz), _Recurrent(w_n)
         self.b_rz, self.b_n = b_hh.split([2 * hidden, hidden], 0) if b_hh is not None else (None, None)
 
     def project(self, x: Tensor) -> tuple[Tensor, ...]:
-        both = addmm(self.b_ih, x, self.w_ih_t) if self.b_ih is not None else x @ self.w_ih_t
-        x_rz, x_n = both.split([2 * self.hidden, self.hidden], 1)
+        x_rz, x_n = linear(x, self.w_ih, self.b_ih).split([2 * self.hidden, self.hidden], 1)
         if self.b_rz is None:
             return x_rz, x_n
         return x_rz + self.b_rz, (x_n if self.reset_after else x_n + self.b_n)
 
     def __call__(self, x_proj: tuple[Tensor, ...], h: Tensor) -> Tensor:
         x_rz, x_n = x_proj
-        r, z = addmm(x_rz, h, self.w_rz_t).sigmoid().chunk(2, 1)
+        r, z = self.recurrent_rz(h, x_rz).sigmoid().chunk(2, 1)
         r, z = _named(r, "r"), _named(z, "z")
         if self.reset_after:
-            h_n = addmm(self.b_n, h, self.w_n_t) if self.b_n is not None else h @ self.w_n_t
-            n = addcmul(x_n, r, h_n)
+            n = ops.Addcmul.apply(x_n, r, self.recurrent_n(h, self.b_n))
         else:
-            n = addmm(x_n, r * h, self.w_n_t)
+            n = self.recurrent_n(r * h, x_n)
         n = _named(n.tanh(), "n")
-        return _named(lerp(n, h, z), "h")  # n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h
+        return _named(ops.Lerp.apply(n, h, z), "h")  # n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h

@@ -71,11 +71,15 @@ class Optimizer:
         new["params"] = params
         self.param_groups.append(new)
 
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient (set `.grad` to None, as torch's default)."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient (set `.grad` to None, as torch's default), or with
+        set_to_none=False fill it with zeros in place, so that the next backward reuses the buffer."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.data.fill(0)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient; if given, `closure()` is called first and its
