@@ -35,3 +35,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("OK: manual BPTT equals the autograd") == 6
     assert (tmp_path / "demo.dot").read_text().startswith("digraph")
+
+
+def test_bench_prints_the_table_of_ratios(tmp_path: Path) -> None:
+    result = run("bench", "--configs", "char", "--cells", "rnn", "--runs", "1", "--no-torch", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    header, row = result.stdout.splitlines()[1:3]
+    assert "auto/manual" in header and row.split()[:2] == ["rnn", "char"]
+    assert float(row.split()[5]) > 0  # the autograd/manual ratio
+    assert run("bench", "--cells", "nope", cwd=tmp_path).returncode == 2

@@ -1,5 +1,5 @@
 """The `tinygrad-rnn` command: demo, check (manual BPTT vs autograd), graph (the unrolled graph),
-train and sample (the character-level language model)."""
+train and sample (the character-level language model), bench (a training step, timed)."""
 
 import argparse
 from collections.abc import Sequence
@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import Tensor, nn, viz
+from .bench import add_bench_parser
 from .check import CELLS as CHECK_CELLS
 from .check import add_check_parser, run_check
 from .compare import Report, compare
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="graph.svg", help="file to write (.svg, .png, .pdf or .dot)")
     p.set_defaults(run=graph)
     add_train_parsers(commands)
+    add_bench_parser(commands)
     return parser
 
 
