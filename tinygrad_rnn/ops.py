@@ -229,6 +229,15 @@ class Clip(Function):
         return (grad * inside,)
 
 
+def _winner_takes_grad(
+    grad: np.ndarray, a: np.ndarray, b: np.ndarray, a_wins: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The gradients of max/min: the chosen operand takes it, a tie splits it in half (as torch)."""
+    share_a = a_wins.astype(grad.dtype)
+    share_a[a == b] = 0.5
+    return unbroadcast(grad * share_a, a.shape), unbroadcast(grad * (1 - share_a), b.shape)
+
+
 class Maximum(Function):
     """Elementwise max; at ties the gradient is split in half between the two (as torch.maximum)."""
 
@@ -240,9 +249,7 @@ class Maximum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
-        share_a = (a > b).astype(grad.dtype)
-        share_a[a == b] = 0.5
-        return unbroadcast(grad * share_a, a.shape), unbroadcast(grad * (1 - share_a), b.shape)
+        return _winner_takes_grad(grad, a, b, a > b)
 
 
 class Minimum(Function):
@@ -256,9 +263,7 @@ class Minimum(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b = ctx.saved
-        share_a = (a < b).astype(grad.dtype)
-        share_a[a == b] = 0.5
-        return unbroadcast(grad * share_a, a.shape), unbroadcast(grad * (1 - share_a), b.shape)
+        return _winner_takes_grad(grad, a, b, a < b)
 
 
 class Addcmul(Function):
