@@ -1,7 +1,7 @@
 """How long `viz.draw` takes on an unrolled single-layer LSTM of 50, 200 and 1000 steps.
 
-Prints a table (best of 5, milliseconds); asserts nothing. The LSTM is written with Tensor ops under
-the step scopes nn's layers record (``lstm.l0.t<t>``), with the input projection before the loop.
+Prints a table (best of 5, milliseconds); asserts nothing. The model is `nn.LSTM`, whose layers record
+one scope per step (``lstm.l0.t<t>``).
 """
 
 import time
@@ -11,29 +11,16 @@ from functools import partial
 import numpy as np
 
 import tinygrad_rnn as tg
-from tinygrad_rnn import viz
+from tinygrad_rnn import nn, viz
 from tinygrad_rnn.viz.walk import topological
 
 
 def lstm_loss(steps: int, batch: int = 4, inputs: int = 8, hidden: int = 16) -> tg.Tensor:
-    """(h_T-stack * G).sum() through an LSTM: i, f, g, o = chunk(x W_ih^T + b_ih + h W_hh^T + b_hh)."""
+    """Σ output ⊙ G through a one-layer nn.LSTM (float64), the graph `draw` is timed on."""
     rng = np.random.default_rng(0)
-    x = tg.Tensor(rng.standard_normal((steps, batch, inputs)), name="x")
-    w_ih = tg.Tensor(rng.standard_normal((4 * hidden, inputs)), requires_grad=True, name="weight_ih_l0")
-    w_hh = tg.Tensor(rng.standard_normal((4 * hidden, hidden)), requires_grad=True, name="weight_hh_l0")
-    b_ih = tg.zeros(4 * hidden, dtype=np.float64, requires_grad=True, name="bias_ih_l0")
-    b_hh = tg.zeros(4 * hidden, dtype=np.float64, requires_grad=True, name="bias_hh_l0")
-    projected = x @ w_ih.T + b_ih
-    h = c = tg.zeros(batch, hidden, dtype=np.float64)
-    hs = []
-    for t in range(steps):
-        with tg.scope(f"lstm.l0.t{t}"):
-            i, f, g, o = (projected[t] + h @ w_hh.T + b_hh).chunk(4, 1)
-            c = f.sigmoid() * c + i.sigmoid() * g.tanh()
-            h = o.sigmoid() * c.tanh()
-        hs.append(h)
-    out = tg.stack(hs)
-    return (out * tg.Tensor(rng.standard_normal(out.shape))).sum()
+    model = nn.LSTM(inputs, hidden, dtype=np.float64, rng=0)
+    output, _ = model(tg.Tensor(rng.standard_normal((steps, batch, inputs)), name="x"))
+    return (output * tg.Tensor(rng.standard_normal(output.shape))).sum()
 
 
 def best_ms(fn: Callable[[], object], repeat: int = 5) -> float:
@@ -57,7 +44,7 @@ def main() -> None:
         loss = lstm_loss(steps)
         viz.retain_grads(loss)
         loss.backward()
-        tensors = len(topological(loss))
+        tensors = len(topological(loss.node))
         times = [best_ms(partial(viz.draw, loss, **options)) for options in cases.values()]
         print(f"{steps:>6}{tensors:>9}" + "".join(f"{ms:>20.1f}" for ms in times))
 
