@@ -503,3 +503,14 @@ ERRORS = [
 def test_bad_input_raises_a_clear_error(call: Callable, error: type, message: str) -> None:
     with pytest.raises(error, match=message):
         call()
+
+
+def test_linear_is_torchs_functional_linear() -> None:
+    rng = np.random.default_rng(5)
+    x = tg.Tensor(rng.standard_normal((2, 3, 4)), requires_grad=True)
+    w = tg.Tensor(rng.standard_normal((5, 4)), requires_grad=True)
+    b = tg.Tensor(rng.standard_normal(5), requires_grad=True)
+    assert tg.gradcheck(lambda x, w, b: F.linear(x, w, b), [x, w, b])
+    np.testing.assert_allclose(F.linear(x, w, b).data, x.data @ w.data.T + b.data, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"linear: expected input \(\.\.\., 4\) for weight \(5, 4\)"):
+        F.linear(tg.Tensor(np.zeros((2, 3))), w)

@@ -1,4 +1,4 @@
-"""Losses, softmax, dropout and embedding lookup as functions of Tensors (torch.nn.functional's names).
+"""Losses, softmax, dropout, embedding lookup and linear as functions of Tensors (torch.nn.functional's names).
 
 Everything here is composed from the Tensor's primitive ops (log_softmax, fancy-index gathers, where,
 sum, ...), so every gradient comes from the autograd; nothing has a hand-written backward.
@@ -12,7 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from ..functions import where
+from ..functions import linear, where
+
+__all__ = [
+    "REDUCTIONS",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "dropout",
+    "embedding",
+    "linear",
+    "log_softmax",
+    "mse_loss",
+    "nll_loss",
+    "softmax",
+]
 from ..tensor import Tensor
 
 REDUCTIONS = ("mean", "sum", "none")
