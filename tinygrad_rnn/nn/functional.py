@@ -1,4 +1,4 @@
-"""Losses, softmax, dropout, embedding lookup and linear as functions of Tensors (torch.nn.functional's names).
+"""Losses, softmax, dropout, embedding and linear as functions of Tensors (torch.nn.functional's names).
 
 Everything here is composed from the Tensor's primitive ops (log_softmax, fancy-index gathers, where,
 sum, ...), so every gradient comes from the autograd; nothing has a hand-written backward.
