@@ -161,15 +161,13 @@ class Tanh(Function):
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
-    """σ(x) = 1 / (1 + e^-x) through e = e^-|x| ≤ 1, so nothing overflows: σ = num / (1 + e) with
-    num = 1 for x ≥ 0 and e for x < 0, i.e. num = max(e, [x ≥ 0]). Exact to the last bit in both tails."""
-    e = np.abs(x)
-    np.negative(e, out=e)
-    np.exp(e, out=e)
-    y = np.maximum(e, x >= 0)
-    e += 1
-    y /= e
-    return y
+    """σ(x) = 1 / (1 + e^-x), exact to rounding in both tails: for x ≪ 0, e^-x overflows to inf and
+    1 / (1 + inf) is the correct limit 0, so that overflow is silenced rather than avoided."""
+    with np.errstate(over="ignore"):
+        y = np.negative(x)
+        np.exp(y, out=y)
+    y += 1
+    return np.reciprocal(y, out=y)
 
 
 class Sigmoid(Function):
