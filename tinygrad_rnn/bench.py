@@ -7,8 +7,9 @@ step lets the C allocator hand the heap back to the OS, and faulting ~10 MB of p
 this virtual machine 3-5 ms per step (measured with getrusage: 2,000 page faults per step against 0).
 
 Every implementation is measured in this one process run, so the ratios are fair on a noisy machine:
-warm-up, then the median of several runs. Peak memory is what tracemalloc sees numpy allocate
-during one step (PyTorch's allocations are invisible to it, so torch has no memory column).
+warm-up, then the median of several runs, with a pause before each implementation. Peak memory is
+what tracemalloc sees numpy allocate during one step (PyTorch's allocations are invisible to it, so
+torch has no memory column).
 Prints tables; asserts nothing. `tinygrad-rnn bench [--configs char,mid] [--cells lstm]`, or
 `python benchmarks/recurrent.py ...`.
 """
@@ -39,15 +40,25 @@ CONFIGS = {
 LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
-def median_seconds(step: Callable[[], object], runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        step()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_seconds(steps: dict[str, Callable[[], object]], runs: int, warmup: int = 3) -> dict[str, float]:
+    """The median time of each step over `runs` runs after `warmup`, one implementation at a time.
+
+    A pause comes before each: thread pools (PyTorch's OpenMP, OpenBLAS) keep spinning for a while
+    after their last call and would slow down whatever is measured next (measured round-robin, torch
+    took twice as long and the small autograd cases 40 % longer).
+    """
+    medians = {}
+    for name, step in steps.items():
+        time.sleep(0.5)
+        for _ in range(warmup):
+            step()
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        medians[name] = statistics.median(times)
+    return medians
 
 
 def peak_bytes(step: Callable[[], object]) -> int:
@@ -140,7 +151,7 @@ def run_bench(args: argparse.Namespace) -> int:
         for config in configs:
             implementations = steps_for(cell, config, torch)
             runs = max(3, args.runs if config != "big" else 3)
-            ms = {name: median_seconds(step, runs) * 1e3 for name, step in implementations.items()}
+            ms = {name: t * 1e3 for name, t in median_seconds(implementations, runs).items()}
             mem = {name: peak_bytes(implementations[name]) / 2**20 for name in ("autograd", "manual")}
             torch_ms = ms.get("torch", float("nan"))
             print(
