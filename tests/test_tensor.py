@@ -267,3 +267,23 @@ def test_shape_op_errors() -> None:
         t[5]
     with pytest.raises(TypeError, match="pow: the exponent"):
         t ** tg.ones(1)
+
+
+def test_changing_saved_values_before_backward_is_refused() -> None:
+    w = tg.Tensor([1.0, 2.0], requires_grad=True, name="w")
+    loss = (w * w.tanh()).sum()
+    opt = tg.optim.SGD([w], lr=0.1)
+    w.grad = tg.Tensor([1.0, 1.0])
+    opt.step()  # changes w in place before the backward of a graph that saved it
+    assert w.version == 1
+    with pytest.raises(RuntimeError, match=r"input 0 \('w'\) of Mul was changed in place"):
+        loss.backward()
+
+
+def test_item_assignment_of_a_saved_constant_is_caught() -> None:
+    x = tg.Tensor([1.0, 2.0], requires_grad=True)
+    scale = tg.Tensor([3.0, 4.0])
+    y = (x * scale).sum()
+    scale[0] = 10.0
+    with pytest.raises(RuntimeError, match="input 1 of Mul was changed in place"):
+        y.backward()

@@ -30,7 +30,7 @@ class Function:
     with one gradient (or None) per input, each of the input's exact shape.
     """
 
-    __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "__dict__")
+    __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "versions", "__dict__")
     multi_output = False
     retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
     freed = False  # set by a backward without retain_graph
@@ -55,6 +55,7 @@ class Function:
             ctx.parents = nodes
             ctx.needs_input_grad = needs
             ctx.sequence = next(_creation_order)
+            ctx.versions = tuple([n.version for n in nodes])
         else:
             ctx = None
         scope = current_scope.get()
@@ -109,7 +110,8 @@ class Node:
     """
 
     __slots__ = (
-        "_ctx", "_index", "shape", "dtype", "requires_grad", "grad", "name", "scope", "detached", "value"
+        "_ctx", "_index", "shape", "dtype", "requires_grad", "grad", "name", "scope", "detached", "value",
+        "version",
     )  # fmt: skip
 
     def __init__(
@@ -129,6 +131,7 @@ class Node:
         self.name: str | None = None
         self.scope = scope
         self.detached = False
+        self.version = 0  # bumped by in-place changes of the values (Tensor.data_changed)
         # a leaf's one number (a constant like the 1 in 1 - z) stays readable for pictures
         self.value = data if ctx is None and data.size == 1 else None
 
@@ -362,6 +365,16 @@ class Tensor:
     def zero_grad(self) -> None:
         self.node.grad = None
 
+    @property
+    def version(self) -> int:
+        """How many times the values were changed in place (as torch's `_version`)."""
+        return self.node.version
+
+    def data_changed(self) -> None:
+        """Declare that `data` was changed in place (optimizers, load_state_dict and item assignment do
+        it): a pending backward that saved these values then raises instead of using the new ones."""
+        self.node.version += 1
+
     def __setitem__(self, index: Any, value: Any) -> None:
         if self.requires_grad:
             raise RuntimeError(
@@ -370,6 +383,7 @@ class Tensor:
                 "or tinygrad_rnn.cat(...)"
             )
         self.data[_raw_index(index)] = value.data if isinstance(value, Tensor) else value
+        self.data_changed()
 
     # --- arithmetic ------------------------------------------------------------------------------
 
@@ -792,6 +806,20 @@ def _add_grad(sums: dict[Any, Any], owned: set[Any], key: Any, g: Any) -> None:
         owned.add(key)
 
 
+def _modified_error(ctx: Function) -> RuntimeError:
+    changed = [
+        f"input {i}" + (f" ({n.name!r})" if n.name else "")
+        for i, (n, v) in enumerate(zip(ctx.parents, ctx.versions, strict=True))
+        if n.version != v
+    ]
+    return RuntimeError(
+        f"backward: {', '.join(changed)} of {type(ctx).__name__} "
+        f"{'was' if len(changed) == 1 else 'were'} changed in place after the forward "
+        "pass (an optimizer step or an assignment before backward?); its gradient would use the new "
+        "values. Run the forward again after changing it."
+    )
+
+
 def _store_grad(node: Node, g: np.ndarray, owned: bool) -> None:
     """Accumulate into node.grad; a gradient that may be aliased (or a read-only view) is copied first."""
     if node.grad is None:
@@ -832,6 +860,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
         else:
             g = sums.pop(key)
             grads_out = [g.value() if type(g) is DeferredProduct else g]
+        if ctx.versions != tuple([n.version for n in ctx.parents]):
+            raise _modified_error(ctx)
         if ctx.retained is not None:
             for t in ctx.retained:
                 if grads_out[t._index] is not None:

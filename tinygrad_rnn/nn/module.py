@@ -115,6 +115,7 @@ class Module:
             raise TypeError(f"{type(self).__name__}.to: expected a float dtype, got {target}")
         for p in self.parameters():
             p.data = p.data.astype(target)
+            p.data_changed()
             if p.grad is not None:
                 p.grad.data = p.grad.data.astype(target)
         return self
@@ -171,6 +172,7 @@ class Module:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
         for name, array in arrays.items():
             own[name].data[...] = array
+            own[name].data_changed()
 
     # --- repr --------------------------------------------------------------------------------------
 

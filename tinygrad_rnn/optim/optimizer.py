@@ -103,6 +103,7 @@ class Optimizer:
                 elif decay:
                     grad = grad + decay * p.data
                 self.update(p.data, grad, self.state.setdefault(id(p), {}), group)
+                p.data_changed()
         return loss
 
     def update(
