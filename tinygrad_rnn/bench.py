@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import Tensor, manual, nn
+from . import Tensor, manual
+from .nn.recurrent import LAYERS
 
 CONFIGS = {
     "char": (25, 1, 65, 100),
@@ -37,7 +38,6 @@ CONFIGS = {
     "big": (128, 64, 512, 512),
     "long": (1000, 8, 64, 64),
 }
-LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def median_seconds(steps: dict[str, Callable[[], object]], runs: int, warmup: int = 3) -> dict[str, float]:

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import nn
 from .compare import Report, compare
+from .nn.recurrent import LAYERS
 
 CELLS: dict[str, tuple[type, dict[str, Any]]] = {
     "rnn": (nn.RNN, {"nonlinearity": "tanh"}),
@@ -25,7 +26,7 @@ CELLS: dict[str, tuple[type, dict[str, Any]]] = {
     "gru": (nn.GRU, {}),
     "gru-reset-before": (nn.GRU, {"reset_after": False}),
 }
-LM_CELLS = ("rnn", "lstm", "gru")
+LM_CELLS = tuple(LAYERS)  # the language model's cells
 
 
 def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -6,14 +6,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import Tensor, nn, viz
+from . import Tensor, viz
 from .bench import add_bench_parser
 from .check import CELLS as CHECK_CELLS
 from .check import add_check_parser, run_check
 from .compare import Report, compare
+from .nn.recurrent import LAYERS
 from .train_cli import add_train_parsers
-
-LAYERS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def demo(args: argparse.Namespace) -> int:

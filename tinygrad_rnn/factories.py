@@ -33,7 +33,9 @@ def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tens
     return _make(np.ones(t.shape, dtype=dtype or t.dtype), requires_grad, None)
 
 
-def _rng(rng: np.random.Generator | int | None) -> np.random.Generator:
+def generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    """A Generator from a Generator (used as it is), a seed, or None (fresh entropy): the one way
+    randomness comes in, since there is no global random state."""
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
@@ -45,7 +47,7 @@ def randn(
     name: str | None = None,
 ) -> Tensor:
     """Standard normal samples from `rng` (a Generator or a seed; no global random state)."""
-    array = _rng(rng).standard_normal(_shape(shape)).astype(dtype or DEFAULT_FLOAT)
+    array = generator(rng).standard_normal(_shape(shape)).astype(dtype or DEFAULT_FLOAT)
     return _make(array, requires_grad, name)
 
 
@@ -57,7 +59,7 @@ def rand(
     name: str | None = None,
 ) -> Tensor:
     """Uniform samples in [0, 1) from `rng` (a Generator or a seed)."""
-    array = _rng(rng).random(_shape(shape)).astype(dtype or DEFAULT_FLOAT)
+    array = generator(rng).random(_shape(shape)).astype(dtype or DEFAULT_FLOAT)
     return _make(array, requires_grad, name)
 
 

@@ -10,9 +10,10 @@ from .tensor import Tensor, tensors_of
 
 
 def _common_float(op: str, tensors: list[Tensor]) -> None:
-    dtypes = {t.dtype for t in tensors}
-    if len(dtypes) > 1:
-        raise TypeError(f"{op}: all tensors need one dtype, got {sorted(str(d) for d in dtypes)}")
+    first = tensors[0].dtype
+    if any(t.dtype != first for t in tensors):
+        dtypes = sorted({str(t.dtype) for t in tensors})
+        raise TypeError(f"{op}: all tensors need one dtype, got {dtypes}")
 
 
 def cat(tensors: Sequence[Tensor], axis: int = 0, *, dim: int | None = None) -> Tensor:
@@ -53,24 +54,23 @@ def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
 
 
 def addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
-    """input + mat1 @ mat2 in one op (as torch.addmm), input broadcast to the product's shape."""
-    items = tensors_of([input, mat1, mat2])
-    if not input.dtype == mat1.dtype == mat2.dtype:
-        _common_float("addmm", items)
+    """input + mat1 @ mat2 (as torch.addmm), input broadcast to the product's shape: `linear` with
+    mat2 as Wᵀ."""
+    _common_float("addmm", tensors_of([input, mat1, mat2]))
     product = (mat1.shape[0], mat2.shape[1]) if mat1.ndim == 2 and mat2.ndim == 2 else None
     if product is None or mat1.shape[1] != mat2.shape[0]:
         raise ValueError(f"addmm: cannot multiply {mat1.shape} by {mat2.shape} (2-D, inner sizes equal)")
     if not _broadcasts_to(input.shape, product):
         raise ValueError(f"addmm: input of shape {input.shape} does not broadcast to the product's {product}")
-    return ops.Addmm.apply(*items)
+    # the same op as linear, with mat2 as Wᵀ (mat2 itself is the C-ordered Wᵀ the forward multiplies by)
+    return ops.Linear.apply(mat1, mat2.T, input, weight_t=mat2.data)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None, *, weight_t: Any = None) -> Tensor:
     """input Wᵀ + bias in one op (torch.nn.functional.linear). input: (..., D), weight: (G, D), bias
     broadcast to (..., G). `weight_t` (optional) is a C-ordered ndarray copy of Wᵀ to reuse across calls."""
     items = tensors_of([input, weight] if bias is None else [input, weight, bias])
-    if len({t.dtype for t in items}) > 1:
-        _common_float("linear", items)
+    _common_float("linear", items)
     if weight.ndim != 2 or input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: expected input (..., {weight.shape[-1]}) for weight {weight.shape} (out, in), "

@@ -7,6 +7,7 @@ Grouped: elementwise, reduce, matmul, shape and indexing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -489,30 +490,6 @@ class MatMul(Function):
         return da, db
 
 
-class Addmm(Function):
-    """y = c + a b for 2-D a, b (c broadcast): a recurrent step's gates in one op, x W_ihᵀ + h W_hhᵀ.
-
-    dc = Σ g over broadcast axes, da = g bᵀ, db = aᵀ g (deferred: summed over steps in one GEMM).
-    """
-
-    @staticmethod
-    def forward(ctx, c, a, b):
-        ctx.save_for_backward(a, b)
-        ctx.shape = c.shape
-        out = a @ b
-        out += c
-        return out
-
-    @staticmethod
-    def backward(ctx, grad):
-        a, b = ctx.saved
-        needs = ctx.needs_input_grad
-        dc = unbroadcast(grad, ctx.shape) if needs[0] else None
-        da = grad @ b.T if needs[1] else None
-        db = DeferredProduct(a, grad) if needs[2] else None
-        return dc, da, db
-
-
 class Linear(Function):
     """y = x Wᵀ (+ b), torch.nn.functional.linear, with b broadcast to y: a bias vector, or any term of
     y's shape such as a recurrent step's input projection.
@@ -612,6 +589,30 @@ class GetItem(Function):
         return (dx,)
 
 
+def _pieces(x: np.ndarray, sizes: Sequence[int], axis: int) -> tuple[np.ndarray, ...]:
+    """Views of consecutive pieces of x along `axis`, of the given sizes."""
+    lead = (slice(None),) * axis
+    pieces, start = [], 0
+    for n in sizes:
+        pieces.append(x[lead + (slice(start, start + n),)])
+        start += n
+    return tuple(pieces)
+
+
+def _slices(x: np.ndarray, axis: int) -> tuple[np.ndarray, ...]:
+    """The views x[..., i, ...] along `axis`."""
+    lead = (slice(None),) * axis
+    return tuple(x[lead + (i,)] for i in range(x.shape[axis]))
+
+
+def _zeros_where_missing(grads: tuple[np.ndarray | None, ...], shapes: Sequence[tuple[int, ...]]) -> list:
+    """The gradients of a multi-output op's outputs, zeros for those no gradient reached."""
+    dtype = next(g.dtype for g in grads if g is not None)
+    return [
+        g if g is not None else np.zeros(shape, dtype=dtype) for g, shape in zip(grads, shapes, strict=True)
+    ]
+
+
 class Split(Function):
     """Views of consecutive pieces along an axis; backward is one concatenation."""
 
@@ -621,22 +622,13 @@ class Split(Function):
     def forward(ctx, x, sizes, axis):
         ctx.args = (x.shape, sizes, axis)
         ctx.n_outputs = len(sizes)
-        lead = (slice(None),) * axis
-        pieces, start = [], 0
-        for n in sizes:
-            pieces.append(x[lead + (slice(start, start + n),)])
-            start += n
-        return tuple(pieces)
+        return _pieces(x, sizes, axis)
 
     @staticmethod
     def backward(ctx, *grads):
         shape, sizes, axis = ctx.args
         if any(g is None for g in grads):
-            dtype = next(g.dtype for g in grads if g is not None)
-            grads = [
-                g if g is not None else np.zeros(shape[:axis] + (n,) + shape[axis + 1 :], dtype=dtype)
-                for g, n in zip(grads, sizes, strict=True)
-            ]
+            grads = _zeros_where_missing(grads, [shape[:axis] + (n,) + shape[axis + 1 :] for n in sizes])
         return (np.concatenate(grads, axis=axis),)
 
 
@@ -649,16 +641,13 @@ class Unbind(Function):
     def forward(ctx, x, axis):
         ctx.args = (x.shape, axis)
         ctx.n_outputs = x.shape[axis]
-        lead = (slice(None),) * axis
-        return tuple(x[lead + (i,)] for i in range(x.shape[axis]))
+        return _slices(x, axis)
 
     @staticmethod
     def backward(ctx, *grads):
         shape, axis = ctx.args
         if any(g is None for g in grads):
-            piece = shape[:axis] + shape[axis + 1 :]
-            dtype = next(g.dtype for g in grads if g is not None)
-            grads = [g if g is not None else np.zeros(piece, dtype=dtype) for g in grads]
+            grads = _zeros_where_missing(grads, [shape[:axis] + shape[axis + 1 :]] * len(grads))
         return (np.stack(grads, axis=axis),)
 
 
@@ -671,20 +660,18 @@ class Cat(Function):
     @staticmethod
     def backward(ctx, grad):
         sizes, axis = ctx.args
-        return tuple(np.split(grad, np.cumsum(sizes)[:-1], axis=axis))
+        return _pieces(grad, sizes, axis)
 
 
 class Stack(Function):
     @staticmethod
     def forward(ctx, *arrays, axis):
-        ctx.args = (len(arrays), axis)
+        ctx.axis = axis
         return np.stack(arrays, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
-        count, axis = ctx.args
-        lead = (slice(None),) * axis
-        return tuple(grad[lead + (i,)] for i in range(count))
+        return _slices(grad, ctx.axis)
 
 
 class Pad(Function):

@@ -1,9 +1,10 @@
-"""The Tensor, the Function every op derives from, and the reverse-mode engine.
+"""The Tensor, the graph Node, the Function every op derives from, and the reverse-mode engine.
 
-A Tensor made by an op remembers the Function instance (`ctx`) that made it; the ctx remembers its
-input Tensors (`parents`) and whatever its backward needs (`saved`). `backward` walks that graph
-from the root in reverse topological order with a work list (Kahn's algorithm) — no recursion, so a
-chain of any length backpropagates — and hands each ctx the gradients of its outputs.
+A Tensor is its values (`data`) and its `node`. The node of a Tensor made by an op remembers the
+Function instance (`ctx`) that made it; the ctx remembers the nodes of its inputs (`parents`) and
+whatever its backward needs (`saved`). `backward` visits the ops newest first (a heap keyed by
+creation order) — no recursion, so a chain of any length backpropagates — and hands each ctx the
+gradients of its outputs.
 """
 
 from __future__ import annotations
@@ -207,7 +208,7 @@ class Tensor:
     def _make(
         cls, data: np.ndarray, requires_grad: bool, ctx: Function | None, index: int, scope: str | None
     ) -> Tensor:
-        t = _new_tensor(cls)
+        t = object.__new__(cls)
         t.data = data
         t.node = Node(ctx, index, data, requires_grad, scope)
         return t
@@ -791,12 +792,11 @@ def _value(g: Any) -> Any:
 
 
 def _add_grad(sums: dict[Any, Any], owned: set[Any], key: Any, g: Any) -> None:
-    """sums[key] += g without aliasing: an array handed over may be held elsewhere too (Add gives the
-    same gradient to both inputs), so the first sum allocates and only later ones add in place."""
-    current = sums.get(key)
-    if current is None:
-        sums[key] = g
-    elif type(current) is DeferredProduct and type(g) is DeferredProduct:
+    """sums[key] += g (the key is there already) without aliasing: an array handed over may be held
+    elsewhere too (Add gives the same gradient to both inputs), so the first sum allocates and only
+    later ones add in place."""
+    current = sums[key]
+    if type(current) is DeferredProduct and type(g) is DeferredProduct:
         current.lefts += g.lefts
         current.rights += g.rights
     elif key in owned:
@@ -844,7 +844,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
     owned: set[Any] = set()
     leaves: dict[int, Node] = {}
     root_ctx = node._ctx
-    _add_grad(sums, owned, (id(root_ctx), node._index) if root_ctx.multi_output else id(root_ctx), seed)
+    # a gradient is summed per op, or per (op, output) for split-like ops
+    sums[(id(root_ctx), node._index) if root_ctx.multi_output else id(root_ctx)] = seed
     heap = [(-root_ctx.sequence, root_ctx)]
     queued = {id(root_ctx)}
     while heap:
@@ -875,22 +876,35 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                 continue
             parent_ctx = parent._ctx
             if parent_ctx is None:
-                parent_key = id(parent)
-                leaves[parent_key] = parent
+                key = id(parent)
+                leaves[key] = parent
             else:
-                parent_key = id(parent_ctx)
-                if parent_key not in queued:
-                    queued.add(parent_key)
+                if id(parent_ctx) not in queued:
+                    queued.add(id(parent_ctx))
                     heappush(heap, (-parent_ctx.sequence, parent_ctx))
-                if parent_ctx.multi_output:
-                    parent_key = (parent_key, parent._index)
-            if parent_key in sums:
-                _add_grad(sums, owned, parent_key, g)
+                key = (id(parent_ctx), parent._index) if parent_ctx.multi_output else id(parent_ctx)
+            if key in sums:  # the first gradient is stored as it is, without a call: this runs per edge
+                _add_grad(sums, owned, key, g)
             else:
-                sums[parent_key] = g
+                sums[key] = g
     for key, leaf in leaves.items():
         g = sums[key]
         _store_grad(leaf, _value(g), owned=key in owned or type(g) is DeferredProduct)
+
+
+def graph_nodes(roots: Iterable[Tensor]) -> list[Node]:
+    """Every node reachable from the roots' nodes through `parents`, each once (no recursion)."""
+    pending = [t.node for t in roots]
+    seen = {id(n) for n in pending}
+    found = []
+    while pending:
+        node = pending.pop()
+        found.append(node)
+        for parent in node.parents:
+            if id(parent) not in seen:
+                seen.add(id(parent))
+                pending.append(parent)
+    return found
 
 
 def tensors_of(values: Iterable[Any]) -> list[Tensor]:
@@ -901,8 +915,6 @@ def tensors_of(values: Iterable[Any]) -> list[Tensor]:
             raise TypeError(f"expected a sequence of Tensors, item {i} is {type(item).__name__}")
     return items
 
-
-_new_tensor = object.__new__
 
 # ops.py builds on Function above; the Tensor's methods look `ops` up when they are called.
 from . import functions, ops  # noqa: E402

@@ -24,6 +24,7 @@ import numpy as np
 from . import checkpoint as ckpt
 from .context import no_grad
 from .data import Batches, InputError, Vocabulary, load_corpus, tracks, unigram_entropy
+from .factories import generator
 from .nn import LanguageModel
 from .nn import functional as F
 from .nn.utils import clip_grad_norm_
@@ -282,7 +283,7 @@ def sample(
     missing = vocab.unknown(prime)
     if missing:
         raise InputError(f"the prime text has characters outside the vocabulary: {''.join(missing)!r}")
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    rng = generator(rng)
     context = vocab.encode(prime or ("\n" if "\n" in vocab else vocab.chars[0]))
     drawn: list[int] = []
     was_training = model.training

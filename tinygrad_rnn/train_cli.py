@@ -13,7 +13,7 @@ from typing import Any
 
 from . import checkpoint as ckpt
 from .data import InputError
-from .nn.language_model import CELLS
+from .nn.recurrent import LAYERS
 from .train import TrainConfig, load_model, sample, train
 
 DEFAULTS = TrainConfig()
@@ -40,7 +40,7 @@ TRAIN_OPTIONS: dict[str, tuple[str, Any, str, str]] = {
 def add_train_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `train` and `sample` on the `tinygrad-rnn` subcommand parser."""
     p = commands.add_parser("train", help="train a character-level language model on a text")
-    p.add_argument("--cell", choices=sorted(CELLS), help=f"recurrent cell (default {DEFAULTS.cell})")
+    p.add_argument("--cell", choices=sorted(LAYERS), help=f"recurrent cell (default {DEFAULTS.cell})")
     for option, (name, kind, metavar, text) in TRAIN_OPTIONS.items():
         default = getattr(DEFAULTS, name)
         suffix = f" (default {default})" if default is not None else ""

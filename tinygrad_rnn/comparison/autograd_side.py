@@ -11,7 +11,6 @@ detached (`h = h.detach()`), calling backward once per chunk so the parameters' 
 chunks' gradients.  The module's own `.grad` are restored when the comparison is done.
 """
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -20,11 +19,11 @@ import numpy as np
 
 from ..functions import where
 from ..nn import functional as F
+from ..nn.scopes import parse_step_scope
 from ..nn.utils import clip_grad_norm_
-from ..tensor import Tensor
+from ..tensor import Node, Tensor, graph_nodes
 from .problem import Problem, Run
 
-STEP_SCOPE = re.compile(r"(?:^|\.)(?:rnn|lstm|gru)\.l(\d+)(r?)\.t(\d+)$")
 IGNORE = -100
 
 
@@ -41,28 +40,18 @@ def fresh_grads(module: Any) -> Iterator[None]:
             p.grad = grad
 
 
-def step_states(roots: Sequence[Tensor]) -> dict[str, dict[int, Tensor]]:
-    """{'l0': {t: h_t}, 'l0_reverse': {...}, ...}: each step's hidden state, found by walking the graph.
-
-    The walk is iterative (no recursion over graphs) and visits each tensor once.
-    """
-    found: dict[str, dict[int, Tensor]] = {}
-    seen: set[int] = set()
-    pending = list(roots)
-    while pending:
-        t = pending.pop()
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        match = STEP_SCOPE.search(t.scope) if t.name == "h" and t.scope else None
-        if match:
-            layer, reverse, step = match.groups()
-            found.setdefault(f"l{layer}" + ("_reverse" if reverse else ""), {})[int(step)] = t
-        pending.extend(t.parents)
+def step_states(roots: Sequence[Tensor]) -> dict[str, dict[int, Node]]:
+    """{'l0': {t: h_t}, 'l0_reverse': {...}, ...}: each step's hidden state (the node named 'h' under a
+    step scope), found among the nodes of the graph."""
+    found: dict[str, dict[int, Node]] = {}
+    for node in graph_nodes(roots):
+        step = parse_step_scope(node.scope) if node.name == "h" else None
+        if step is not None:
+            found.setdefault(f"l{step.layer}" + ("_reverse" if step.reverse else ""), {})[step.t] = node
     return found
 
 
-def _retain(states: dict[str, dict[int, Tensor]], steps: int) -> None:
+def _retain(states: dict[str, dict[int, Node]], steps: int) -> None:
     for stream, by_step in states.items():
         if sorted(by_step) != list(range(steps)):
             raise RuntimeError(
@@ -73,7 +62,7 @@ def _retain(states: dict[str, dict[int, Tensor]], steps: int) -> None:
             h.retain_grad()
 
 
-def _stacked_grads(states: dict[str, dict[int, Tensor]]) -> dict[str, np.ndarray]:
+def _stacked_grads(states: dict[str, dict[int, Node]]) -> dict[str, np.ndarray]:
     """dL/dh_t stacked over t per stream; a step no gradient reached counts as zero."""
     return {
         stream: np.stack(

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
+from ..factories import generator
 from ..tensor import Tensor
-from .init import float_dtype, generator, uniform
+from .init import float_dtype, uniform
 from .module import Module
 from .recurrent import GATES, _as_input, _nonlinearity_mode
 from .steps import GRUStep, LSTMStep, RNNStep
@@ -34,7 +35,8 @@ class RNNCellBase(Module):
         self.bias_ih = uniform(rng, bound, (rows,), dtype) if bias else None
         self.bias_hh = uniform(rng, bound, (rows,), dtype) if bias else None
 
-    def _check(self, input: Any, hx: Any, label: str) -> tuple[Tensor, Tensor | None, bool]:
+    def _check_input(self, input: Any) -> tuple[Tensor, bool]:
+        """The input as an (N, D) Tensor, and whether it came batched."""
         name = type(self).__name__
         x = _as_input(name, input, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
@@ -42,19 +44,18 @@ class RNNCellBase(Module):
                 f"{name}: expected input of shape (N, {self.input_size}) or ({self.input_size},), "
                 f"got {x.shape}"
             )
-        batched = x.ndim == 2
-        if not batched:
-            x = x.unsqueeze(0)
-        if hx is None:
-            return x, None, batched
-        h = _as_input(name, hx, self.dtype)
-        expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
+        return (x, True) if x.ndim == 2 else (x.unsqueeze(0), False)
+
+    def _check_state(self, value: Any, batch: int, batched: bool, label: str) -> Tensor:
+        """A state as an (N, H) Tensor: the one given, checked against the input, or zeros."""
+        if value is None:
+            return Tensor(np.zeros((batch, self.hidden_size), dtype=self.dtype))
+        name = type(self).__name__
+        h = _as_input(name, value, self.dtype)
+        expected = (batch, self.hidden_size) if batched else (self.hidden_size,)
         if h.shape != expected:
             raise ValueError(f"{name}: expected {label} of shape {expected}, got {h.shape}")
-        return x, (h if batched else h.unsqueeze(0)), batched
-
-    def _zeros(self, batch: int) -> Tensor:
-        return Tensor(np.zeros((batch, self.hidden_size), dtype=self.dtype))
+        return h if batched else h.unsqueeze(0)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
@@ -81,9 +82,10 @@ class RNNCell(RNNCellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Any, hx: Any = None) -> Tensor:
-        x, h, batched = self._check(input, hx, "hx")
+        x, batched = self._check_input(input)
+        h = self._check_state(hx, x.shape[0], batched, "hx")
         step = RNNStep(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.nonlinearity)
-        return _unbatch(step(step.project(x), h if h is not None else self._zeros(x.shape[0])), batched)
+        return _unbatch(step(step.project(x), h), batched)
 
 
 class LSTMCell(RNNCellBase):
@@ -103,11 +105,12 @@ class LSTMCell(RNNCellBase):
     def forward(self, input: Any, hx: Any = None) -> tuple[Tensor, Tensor]:
         if hx is not None and (not isinstance(hx, tuple | list) or len(hx) != 2):
             raise ValueError(f"LSTMCell: expected hx = (h, c), got {type(hx).__name__}")
-        x, h, batched = self._check(input, None if hx is None else hx[0], "h")
-        _, c, _ = self._check(input, None if hx is None else hx[1], "c")
-        zeros = self._zeros(x.shape[0])
+        x, batched = self._check_input(input)
+        h0, c0 = hx if hx is not None else (None, None)
+        h = self._check_state(h0, x.shape[0], batched, "h")
+        c = self._check_state(c0, x.shape[0], batched, "c")
         step = LSTMStep(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        h, c = step(step.project(x), (h if h is not None else zeros, c if c is not None else zeros))
+        h, c = step(step.project(x), (h, c))
         return _unbatch(h, batched), _unbatch(c, batched)
 
 
@@ -128,6 +131,7 @@ class GRUCell(RNNCellBase):
         self.reset_after = reset_after
 
     def forward(self, input: Any, hx: Any = None) -> Tensor:
-        x, h, batched = self._check(input, hx, "hx")
+        x, batched = self._check_input(input)
+        h = self._check_state(hx, x.shape[0], batched, "hx")
         step = GRUStep(self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.reset_after)
-        return _unbatch(step(step.project(x), h if h is not None else self._zeros(x.shape[0])), batched)
+        return _unbatch(step(step.project(x), h), batched)

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from ..factories import generator
 from ..tensor import Tensor
 from . import functional as F
-from .init import generator
 from .module import Module
 
 

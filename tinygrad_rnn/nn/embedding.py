@@ -4,9 +4,10 @@ from typing import Any
 
 import numpy as np
 
+from ..factories import generator
 from ..tensor import Tensor
 from . import functional as F
-from .init import float_dtype, generator
+from .init import float_dtype
 from .module import Module, Parameter
 
 

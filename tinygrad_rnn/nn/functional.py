@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..factories import generator
 from ..functions import linear, where
 
 __all__ = [
@@ -109,8 +110,7 @@ def dropout(
     x = _float_tensor(x, "dropout", "x")
     if not training or p == 0:
         return x
-    generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    keep = generator.random(x.shape) >= p
+    keep = generator(rng).random(x.shape) >= p
     return x * (keep / (1.0 - p))
 
 

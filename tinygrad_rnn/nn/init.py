@@ -8,11 +8,6 @@ from ..tensor import FLOAT_DTYPES, _as_dtype
 from .module import Parameter
 
 
-def generator(rng: np.random.Generator | int | None) -> np.random.Generator:
-    """A Generator from a Generator, a seed, or None (fresh entropy)."""
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 def float_dtype(dtype: Any, owner: str) -> np.dtype:
     resolved = _as_dtype(dtype) if dtype is not None else np.dtype(np.float32)
     if resolved not in FLOAT_DTYPES:

@@ -8,13 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from ..factories import generator
 from ..tensor import Tensor
 from .embedding import Embedding
 from .linear import Linear
 from .module import Module
-from .recurrent import GRU, LSTM, RNN
-
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+from .recurrent import LAYERS
 
 
 class LanguageModel(Module):
@@ -33,12 +32,12 @@ class LanguageModel(Module):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise ValueError(f"LanguageModel: cell must be one of {sorted(CELLS)}, got {cell!r}")
-        rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
+        if cell not in LAYERS:
+            raise ValueError(f"LanguageModel: cell must be one of {sorted(LAYERS)}, got {cell!r}")
+        rng = generator(rng)
         self.cell = cell
         self.embedding = Embedding(vocab_size, embedding_dim, dtype=dtype, rng=rng)
-        self.rnn = CELLS[cell](embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=dtype, rng=rng)
+        self.rnn = LAYERS[cell](embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=dtype, rng=rng)
         self.decoder = Linear(hidden_size, vocab_size, dtype=dtype, rng=rng)
 
     def forward(self, tokens: Any, hx: Any = None, lengths: Any = None) -> tuple[Tensor, Any]:

@@ -4,9 +4,10 @@ from typing import Any
 
 import numpy as np
 
+from ..factories import generator
 from ..functions import linear
 from ..tensor import Tensor
-from .init import float_dtype, generator, uniform
+from .init import float_dtype, uniform
 from .module import Module
 
 

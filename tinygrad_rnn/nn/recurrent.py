@@ -13,15 +13,16 @@ from typing import Any
 import numpy as np
 
 from ..context import scope
+from ..factories import generator
 from ..functions import cat, stack, where
 from ..tensor import Tensor
 from . import functional as F
-from .init import float_dtype, generator, uniform
+from .init import float_dtype, uniform
 from .module import Module
+from .scopes import layer_scope, step_scope
 from .steps import GRUStep, LSTMStep, RNNStep, State
 
 GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
-SCOPE_NAMES = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "LSTM": "lstm", "GRU": "gru"}
 
 
 def _as_input(owner: str, value: Any, dtype: np.dtype) -> Tensor:
@@ -171,7 +172,8 @@ class RNNBase(Module):
                 f"{name}: every length must be in 1..{steps} (the number of time steps), "
                 f"got {lengths.tolist()}"
             )
-        return [None if lengths.min() > t else (lengths > t)[:, None] for t in range(steps)]
+        shortest = lengths.min()
+        return [None if t < shortest else (lengths > t)[:, None] for t in range(steps)]
 
     # --- the recurrence ------------------------------------------------------------------------------
 
@@ -179,8 +181,7 @@ class RNNBase(Module):
         self, layer: int, reverse: bool, x: Tensor, state: State, masks: list[np.ndarray | None]
     ) -> tuple[Tensor, State]:
         """One layer in one direction over the whole sequence: outputs (T, N, H) and the final state."""
-        direction = f"l{layer}{'r' if reverse else ''}"
-        label = f"{SCOPE_NAMES[self.mode]}.{direction}"
+        label = layer_scope(self.mode, layer, reverse)
         steps, batch, width = x.shape
         with scope(label):
             step = self._step(f"_l{layer}{'_reverse' if reverse else ''}")
@@ -188,7 +189,7 @@ class RNNBase(Module):
             per_step = list(zip(*[b.reshape(steps, batch, -1).unbind(0) for b in blocks], strict=True))
         outputs: list[Tensor | None] = [None] * steps
         for t in reversed(range(steps)) if reverse else range(steps):
-            with scope(f"{label}.t{t}"):
+            with scope(step_scope(label, t)):
                 new_state = step(per_step[t], state)
                 h = new_state[0] if isinstance(new_state, tuple) else new_state
                 if masks[t] is None:
@@ -349,3 +350,6 @@ class GRU(RNNBase):
             dtype=dtype,
             rng=rng,
         )
+
+
+LAYERS: dict[str, type[RNNBase]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}  # by the names commands take

@@ -25,13 +25,18 @@ def _named(t: Tensor, name: str) -> Tensor:
 
 
 class _Recurrent:
-    """h W_hhᵀ + term for one weight, with the C-ordered Wᵀ that numpy multiplies fastest made once."""
+    """h W_hhᵀ + term for one weight. From the second step on it multiplies by a C-ordered copy of Wᵀ,
+    which numpy multiplies fastest; a cell called once (RNNCell & co.) makes no copy."""
 
     def __init__(self, weight: Tensor) -> None:
         self.weight = weight
-        self.weight_t = np.ascontiguousarray(weight.data.T)
+        self.weight_t: np.ndarray | None = None
+        self.used = False
 
     def __call__(self, h: Tensor, term: Tensor | None) -> Tensor:
+        if self.used and self.weight_t is None:
+            self.weight_t = np.ascontiguousarray(self.weight.data.T)
+        self.used = True
         # shapes and dtypes were checked where the layer began; this runs once per step, so straight to the op
         if term is None:
             return ops.Linear.apply(h, self.weight, weight_t=self.weight_t)

@@ -6,10 +6,10 @@ the last ``<cell>.l<k>[r].t<t>`` in it decides the step.
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
-_STEP = re.compile(r"(?:^|\.)(rnn|lstm|gru)\.l(\d+)(r?)\.t(\d+)(?=\.|$)")
+from ..nn.scopes import parse_step_scope
+
 CELL_TITLES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 
 
@@ -39,15 +39,10 @@ class Step(NamedTuple):
 
 def parse_scope(scope: str | None) -> Step | None:
     """The step a scope names, or None when it names none (no scope, or the user's own)."""
-    if scope is None:
+    found = parse_step_scope(scope)
+    if found is None:
         return None
-    matches = list(_STEP.finditer(scope))
-    if not matches:
-        return None
-    last = matches[-1]
-    cell, layer, reverse, t = last.groups()
-    prefix = scope[: last.start()]
-    return Step(Chain(prefix, cell, int(layer), reverse == "r"), int(t))
+    return Step(Chain(found.prefix, found.cell, found.layer, found.reverse), found.t)
 
 
 def elided(steps: set[int], max_steps: int | None) -> set[int]:

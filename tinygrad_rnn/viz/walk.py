@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..tensor import Tensor
+from ..tensor import Tensor, graph_nodes
 
 
 def topological(root: Tensor) -> list[Tensor]:
@@ -31,13 +31,6 @@ def retain_grads(root: Tensor) -> None:
     """
     if not isinstance(root, Tensor):
         raise TypeError(f"retain_grads: expected a Tensor, got {type(root).__name__}")
-    seen = {id(root)}
-    stack = [root]
-    while stack:
-        node = stack.pop()
+    for node in graph_nodes([root]):
         if not node.is_leaf and node.requires_grad:
             node.retain_grad()
-        for parent in node.parents:
-            if id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append(parent)
