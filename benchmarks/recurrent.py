@@ -1,4 +1,4 @@
-"""A training step of RNN, LSTM and GRU: autograd vs manual vs PyTorch (see tinygrad_rnn/bench.py).
+"""A training step of RNN, LSTM and GRU: autograd vs manual vs PyTorch (see tinygrad_rnn/cli/bench.py).
 
 `python benchmarks/recurrent.py [--configs char,mid] [--cells lstm] [--runs 5] [--no-torch]`,
 the same as `tinygrad-rnn bench ...`.

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tinygrad_rnn import nn
-from tinygrad_rnn.check import add_check_parser
+from tinygrad_rnn.cli.check import add_check_parser
 from tinygrad_rnn.compare import Report, compare
 from tinygrad_rnn.testing import assert_grads_match
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from tinygrad_rnn.data import (
+from tinygrad_rnn.lm.data import (
     Batches,
     InputError,
     Vocabulary,

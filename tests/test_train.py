@@ -5,13 +5,13 @@ import os
 import numpy as np
 import pytest
 
-from tinygrad_rnn import checkpoint as ckpt
 from tinygrad_rnn import optim
-from tinygrad_rnn import train as train_module
 from tinygrad_rnn.cli import main
-from tinygrad_rnn.data import InputError, Vocabulary, read_text, shipped_text_path
+from tinygrad_rnn.lm import checkpoint as ckpt
+from tinygrad_rnn.lm import training as train_module
+from tinygrad_rnn.lm.data import InputError, Vocabulary, read_text, shipped_text_path
+from tinygrad_rnn.lm.training import TrainConfig, evaluate, load_model, sample, train
 from tinygrad_rnn.nn import LanguageModel
-from tinygrad_rnn.train import TrainConfig, evaluate, load_model, sample, train
 
 TINY = {"embedding": 8, "hidden": 16, "seq_len": 8, "batch": 4, "eval_every": 5, "sample_every": 7}
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from . import nn
-from .compare import Report, compare
-from .nn.recurrent import LAYERS
+from .. import nn
+from ..compare import Report, compare
+from ..nn.recurrent import LAYERS
 
 CELLS: dict[str, tuple[type, dict[str, Any]]] = {
     "rnn": (nn.RNN, {"nonlinearity": "tanh"}),

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from . import Tensor, manual
-from .nn.recurrent import LAYERS
+from .. import Tensor, manual
+from ..nn.recurrent import LAYERS
 
 CONFIGS = {
     "char": (25, 1, 65, 100),

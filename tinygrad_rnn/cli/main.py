@@ -1,0 +1,28 @@
+"""The `tinygrad-rnn` command: demo, check (manual BPTT vs autograd), graph (the unrolled graph),
+train and sample (the character-level language model), bench (a training step, timed).
+One module per command; this one only dispatches."""
+
+import argparse
+from collections.abc import Sequence
+
+from .bench import add_bench_parser
+from .check import add_check_parser
+from .demo import add_demo_parser
+from .graph import add_graph_parser
+from .train import add_train_parsers
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tinygrad-rnn", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_demo_parser(commands)
+    add_check_parser(commands)
+    add_graph_parser(commands)
+    add_train_parsers(commands)
+    add_bench_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
