@@ -6,6 +6,7 @@ from .context import enable_grad, is_grad_enabled, no_grad, scope
 from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
 from .functions import addcmul, addmm, cat, lerp, linear, stack, where
 from .gradcheck import GradcheckError, gradcheck
+from .serialization import load, save
 from .tensor import Function, Tensor
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "is_grad_enabled",
     "lerp",
     "linear",
+    "load",
     "manual",
     "nn",
     "optim",
@@ -32,6 +34,7 @@ __all__ = [
     "ones_like",
     "rand",
     "randn",
+    "save",
     "scope",
     "stack",
     "where",

@@ -10,10 +10,7 @@ flushed and fsync'ed, then `os.replace`d over the target, so a crash leaves the 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ import numpy as np
 
 from ..nn import Module
 from ..optim.optimizer import Optimizer
+from ..serialization import write_atomically
 from .data import InputError, Vocabulary
 
 FORMAT = "tinygrad_rnn.checkpoint/1"
@@ -58,19 +56,7 @@ def save(path: str | Path, checkpoint: Checkpoint) -> None:
     path = Path(path)
     arrays = _to_arrays(checkpoint)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it 0600; give it a normal file's mode
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
-    _fsync_directory(path.parent)
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def load(path: str | Path) -> Checkpoint:
@@ -168,23 +154,3 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> Checkpoint:
         rng=meta["rng"],
         history=history,
     )
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
