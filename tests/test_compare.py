@@ -7,6 +7,7 @@ column, so the two paths cannot vouch for each other when wrong alike.
 
 import argparse
 import importlib
+from functools import partial
 
 import numpy as np
 import pytest
@@ -209,7 +210,7 @@ def test_finite_differences_skipped_when_large():
 def drop_tanh_derivative(dstate, step):
     """The RNN step's backward without the (1 − h²) factor: δ = dL/dh instead of dL/dh ⊙ (1 − h²)."""
     (dh,) = dstate
-    return dh, dh, (dh @ step.weight_hh,)
+    return dh, (dh @ step.weight_hh,), dh
 
 
 def test_catches_a_dropped_tanh_derivative(monkeypatch):
@@ -232,12 +233,17 @@ def test_catches_a_dropped_tanh_derivative(monkeypatch):
 
 
 def test_catches_a_wrong_weight_gradient(monkeypatch):
-    original = manual_rnn.plain_weight_hh_grad
+    gated = importlib.import_module("tinygrad_rnn.manual.gated")
+    stack = importlib.import_module("tinygrad_rnn.manual.stack")
+    original = stack.rnn_cell
 
     def doubled(dgh, steps, per_step):
-        return 2 * original(dgh, steps, per_step)
+        return 2 * gated.plain_weight_hh_grad(dgh, steps, per_step)
 
-    monkeypatch.setattr(manual_rnn, "plain_weight_hh_grad", doubled)
+    def wrong_cell(nonlinearity):
+        return original(nonlinearity)._replace(gather=partial(gated.gather, weight_hh_grad=doubled))
+
+    monkeypatch.setattr(stack, "rnn_cell", wrong_cell)
     module = make("rnn_tanh", 2)
     x, hx = inputs(module)
     report = compare(module, x, hx=hx)

@@ -1,82 +1,118 @@
-"""What the three recurrences share: the cell interface, parameter checks, and the weight gradients.
+"""The manual cell protocol: any recurrence as a pair of numpy step functions.
 
-Every cell's gate pre-activations are  x W_ihᵀ + b_ih + h_prev W_hhᵀ + b_hh  (row vectors, gates
-stacked in rows of the weights, G gates of width H).  The input projection gx = x W_ihᵀ + b_ih does
-not depend on the state, so a sequence computes it for all steps at once; a `Cell` does only the
-recurrent part:
+    step_forward(x_t, state, params)  → (new_state, cache)
+    step_backward(dstate, cache)      → (dx_t, dstate_prev, dparams)
 
-    forward(gx_t, state_prev, params) → (state_t, step_cache)
-    backward(dstate_t, step_cache)    → (dgx_t, dgh_t, dstate_prev)
+x_t: (N, D).  state and dstate: an ndarray (N, H) or a tuple of them, shaped like the cell's state,
+the first array being the hidden state h (the step's output).  params and dparams: dicts under the
+cell's own parameter names ("weight_ih", "peep", ...), of any shapes; dparams is this step's share
+dθ_t of each parameter's gradient, so a sequence's gradient is dθ = Σ_t dθ_t.  `pair_cell` turns
+such a pair into a `Cell`, which the sequence and stack machinery (sequence.py, stack.py) runs over
+time, layers, directions and lengths.
 
-where dgx_t is dL/d(gx_t) and dgh_t is dL/d(gh_t), gh_t = (hidden input) W_hhᵀ + b_hh.  The shared
-weights' gradients are then sums over time, each one GEMM over the stacked steps:
+A `Cell` is the pair split where speed is won: what does not depend on the state is done for all
+steps at once,
 
-    dW_ih = Σ_t dgx_tᵀ x_t,   db_ih = Σ_t Σ_n dgx_t,   dW_hh = Σ_t dgh_tᵀ h_{t−1},   db_hh = Σ_t Σ_n dgh_t.
+    project(x, params) → u                         x: (T, N, D); u[t] is step t's input
+    forward(u_t, state, params) → (state, cache)   the recurrence
+    backward(dstate, cache) → (du_t, dstate_prev, part_t)
+    gather(x, params, du, parts, caches, per_step) → (dx, dparams, per-step dparams or None)
 
-(GRU with reset_after=False multiplies W_hn by r ⊙ h_{t−1} instead of h_{t−1}; its cell supplies its
-own `weight_hh_grad`.)  A state is a tuple of arrays: (h,) for RNN and GRU, (h, c) for LSTM.
+A pair projects nothing (u = x) and gathers by summing its steps' dparams.  The built-in RNN, LSTM
+and GRU project u = x W_ihᵀ + b_ih in one GEMM and gather dW = Σ_t δ_tᵀ a_t as one GEMM (gated.py);
+their public pairs (rnn_step_forward, ...) are that split run on a single step (`cell_step_forward`).
+States are tuples inside the machinery; `tuple_state` says which form the cell's own functions use.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .gemm import column_sum, linear, linear_input_grad, outer
-
 Params = dict[str, np.ndarray]
 State = tuple[np.ndarray, ...]
+StepForward = Callable[[np.ndarray, Any, Params], tuple[Any, Any]]
+StepBackward = Callable[[Any, Any], tuple[np.ndarray, Any, Params]]
+Gathered = tuple[np.ndarray, Params, Params | None]
 
 
 class Cell(NamedTuple):
-    """One recurrence: `gates` blocks of H rows in the weights; its state arrays are `state_names`."""
+    """A recurrence as the machinery runs it (see the module docstring).
+
+    check(params, input width, key format) → H, when given, validates a layer-direction's parameters
+    before anything runs (key format names a key in messages, e.g. '{}_l1_reverse').
+    """
 
     name: str
-    gates: int
     state_names: tuple[str, ...]
-    forward: Callable[[np.ndarray, State, Params], tuple[State, Any]]
-    backward: Callable[[State, Any], tuple[np.ndarray, np.ndarray, State]]
-    weight_hh_grad: Callable[[np.ndarray, Sequence[Any], bool], np.ndarray]
+    tuple_state: bool
+    project: Callable[[np.ndarray, Params], Any]
+    forward: Callable[[Any, State, Params], tuple[State, Any]]
+    backward: Callable[[State, Any], tuple[Any, State, Any]]
+    gather: Callable[[np.ndarray, Params, list[Any], list[Any], list[Any], bool], Gathered]
+    check: Callable[[Params, int, str], int] | None = None
 
 
-class StepCache(NamedTuple):
-    """What a single step's backward needs: its input, the cell's own cache, the parameters."""
-
-    x: np.ndarray
-    core: Any
-    params: Params
-    cell: Cell
+def state_names(count: int) -> tuple[str, ...]:
+    """Names of a state's arrays in messages and reports: h; h, c; h, s1, s2, ..."""
+    return ("h", "c") if count == 2 else ("h", *(f"s{i}" for i in range(1, count)))
 
 
-WEIGHT_KEYS = ("weight_ih", "weight_hh")
-BIAS_KEYS = ("bias_ih", "bias_hh")
+def pair_cell(step_forward: StepForward, step_backward: StepBackward, state: Any, name: str = "cell") -> Cell:
+    """The `Cell` that runs a user's pair step by step.
 
-
-def check_cell_params(params: Params, cell: Cell, input_width: int, suffix: str = "") -> int:
-    """Check one cell's parameter keys and shapes against the input width; return H.
-
-    Expected: weight_ih (G·H, D), weight_hh (G·H, H) and either both biases (G·H,) or neither.
-    `suffix` (e.g. "_l1_reverse") only names the layer-level key in messages.
+    `state`: an example state (e.g. the initial one) — an ndarray, or a tuple/list of them, which
+    fixes the form the pair receives and returns.
     """
-    given = sorted(params)
-    for key in WEIGHT_KEYS + (BIAS_KEYS if any(k in params for k in BIAS_KEYS) else ()):
-        if key not in params:
-            raise KeyError(f"{cell.name}: missing parameter {key + suffix!r}; given keys {given}")
-    weight_ih, weight_hh = params["weight_ih"], params["weight_hh"]
-    if weight_hh.ndim != 2 or weight_hh.shape[0] != cell.gates * weight_hh.shape[1]:
-        raise ValueError(
-            f"{cell.name}: weight_hh{suffix} must have shape ({cell.gates}·H, H), got {weight_hh.shape}"
+    if not callable(step_forward) or not callable(step_backward):
+        raise TypeError(
+            f"{name}: expected a pair (step_forward, step_backward) of functions, got "
+            f"({type(step_forward).__name__}, {type(step_backward).__name__})"
         )
-    rows = weight_hh.shape[0]
-    if weight_ih.shape != (rows, input_width):
-        raise ValueError(
-            f"{cell.name}: weight_ih{suffix} expected shape ({rows}, {input_width}) for inputs of width "
-            f"{input_width}, got {weight_ih.shape}"
-        )
-    for key in BIAS_KEYS:
-        if key in params and params[key].shape != (rows,):
-            raise ValueError(f"{cell.name}: {key}{suffix} expected shape ({rows},), got {params[key].shape}")
-    return weight_hh.shape[1]
+    tuple_state = isinstance(state, tuple | list)
+    count = len(state) if tuple_state else 1
+
+    def as_tuple(value: Any) -> State:
+        return tuple(value) if tuple_state and isinstance(value, tuple | list) else (value,)
+
+    def forward(x_t: np.ndarray, state: State, params: Params) -> tuple[State, Any]:
+        new_state, cache = step_forward(x_t, state if tuple_state else state[0], params)
+        return as_tuple(new_state), cache
+
+    def backward(dstate: State, cache: Any) -> tuple[np.ndarray, State, Params]:
+        dx, dstate_prev, dparams = step_backward(dstate if tuple_state else dstate[0], cache)
+        return dx, as_tuple(dstate_prev), dparams
+
+    return Cell(name, state_names(count), tuple_state, _no_projection, forward, backward, _sum_steps)
+
+
+def _no_projection(x: np.ndarray, params: Params) -> np.ndarray:
+    return x
+
+
+def _sum_steps(
+    x: np.ndarray, params: Params, dxs: list[Any], parts: list[Any], caches: list[Any], per_step: bool
+) -> Gathered:
+    """dx stacked over t; dθ = Σ_t dθ_t from each step's dparams, checked against params' keys and shapes."""
+    for t, (dx, part) in enumerate(zip(dxs, parts, strict=True)):
+        if np.shape(dx) != x.shape[1:]:
+            raise ValueError(
+                f"step_backward at t={t}: expected dx_t of shape {x.shape[1:]}, got {np.shape(dx)}"
+            )
+        if not isinstance(part, dict) or set(part) != set(params):
+            given = sorted(part) if isinstance(part, dict) else type(part).__name__
+            raise ValueError(
+                f"step_backward at t={t}: expected dparams with keys {sorted(params)}, got {given}"
+            )
+        for key, value in params.items():
+            if np.shape(part[key]) != np.shape(value):
+                raise ValueError(
+                    f"step_backward at t={t}: expected dparams[{key!r}] of shape {np.shape(value)}, "
+                    f"got {np.shape(part[key])}"
+                )
+    steps = {key: np.stack([np.asarray(part[key]) for part in parts]) for key in params}
+    grads = {key: s.sum(axis=0) for key, s in steps.items()}
+    return np.stack(dxs), grads, steps if per_step else None
 
 
 def check_state(cell: Cell, state: State, shape: tuple[int, ...], suffix: str) -> None:
@@ -91,49 +127,30 @@ def check_state(cell: Cell, state: State, shape: tuple[int, ...], suffix: str) -
             raise ValueError(f"{cell.name}: {name + suffix} expected shape {shape}, got {np.shape(s)}")
 
 
-def plain_weight_hh_grad(dgh: np.ndarray, steps: Sequence[Any], per_step: bool) -> np.ndarray:
-    """dW_hh = Σ_t dgh_tᵀ h_{t−1} for cells whose hidden input is h_{t−1} itself (RNN, LSTM, GRU)."""
-    return outer(dgh, np.stack([s.h_prev for s in steps]), per_step)
+class StepCache(NamedTuple):
+    """What `cell_step_backward` needs: the step's input, the cell's own cache, the parameters."""
+
+    x: np.ndarray
+    core: Any
+    params: Params
+    cell: Cell
 
 
-def param_grads(
-    cell: Cell,
-    params: Params,
-    x: np.ndarray,
-    dgx: np.ndarray,
-    dgh: np.ndarray,
-    steps: Sequence[Any],
-    per_step: bool = False,
-) -> Params:
-    """The shared weights' gradients from the stacked per-step deltas.
+def cell_step_forward(cell: Cell, x: np.ndarray, state: State, params: Params) -> tuple[State, StepCache]:
+    """One step of a `Cell` as the public step_forward: project x_t, then the recurrence.
 
-    x: (T, N, D), dgx and dgh: (T, N, G·H), steps: the T cell caches.  Returns the summed
-    gradients, or with `per_step` each step's contribution (T, *shape) under the same keys.
+    x: (N, D), state arrays: (N, H).
     """
-    grads = {
-        "weight_ih": outer(dgx, x, per_step),
-        "weight_hh": cell.weight_hh_grad(dgh, steps, per_step),
-    }
-    if "bias_ih" in params:
-        grads["bias_ih"] = column_sum(dgx, per_step)
-        grads["bias_hh"] = column_sum(dgh, per_step)
-    return grads
-
-
-def step_forward(cell: Cell, x: np.ndarray, state: State, params: Params) -> tuple[State, StepCache]:
-    """One step: gx = x W_ihᵀ + b_ih, then the cell's recurrence.   x: (N, D), state arrays: (N, H)."""
-    if x.ndim != 2:
-        raise ValueError(f"{cell.name}: expected x of shape (N, D), got {x.shape}")
-    hidden = check_cell_params(params, cell, x.shape[1])
+    if np.ndim(x) != 2:
+        raise ValueError(f"{cell.name}: expected x of shape (N, D), got {np.shape(x)}")
+    hidden = cell.check(params, x.shape[1], "{}") if cell.check else state[0].shape[-1]
     check_state(cell, state, (x.shape[0], hidden), "_prev")
-    gx = linear(x, params["weight_ih"], params.get("bias_ih"))
-    new_state, core = cell.forward(gx, state, params)
+    new_state, core = cell.forward(cell.project(x[None], params)[0], state, params)
     return new_state, StepCache(x=x, core=core, params=params, cell=cell)
 
 
-def step_backward(dstate: State, cache: StepCache) -> tuple[np.ndarray, State, Params]:
-    """Reverse of `step_forward`: the cell's backward, then dx = dgx W_ih and the weight gradients."""
-    dgx, dgh, dstate_prev = cache.cell.backward(dstate, cache.core)
-    dparams = param_grads(cache.cell, cache.params, cache.x[None], dgx[None], dgh[None], [cache.core])
-    dx = linear_input_grad(dgx, cache.params["weight_ih"])
-    return dx, dstate_prev, dparams
+def cell_step_backward(dstate: State, cache: StepCache) -> tuple[np.ndarray, State, Params]:
+    """Reverse of `cell_step_forward`: the recurrence's backward, then the step's dx and dparams."""
+    du, dstate_prev, part = cache.cell.backward(dstate, cache.core)
+    dx, dparams, _ = cache.cell.gather(cache.x[None], cache.params, [du], [part], [cache.core], False)
+    return dx[0], dstate_prev, dparams

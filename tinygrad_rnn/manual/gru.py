@@ -34,7 +34,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .activations import sigmoid
-from .cell import Cell, Params, StepCache, step_backward, step_forward
+from .cell import Cell, Params, StepCache, cell_step_backward, cell_step_forward
+from .gated import gated_cell
 from .gemm import linear, outer
 from .sequence import BPTTSteps, SequenceCache, layer_forward, sequence_backward
 
@@ -105,7 +106,7 @@ def _backward(dstate: tuple[np.ndarray, ...], step: GRUStep):
     else:
         dgh = dgx
         dh_prev = dh_prev + da_rz @ step.weight_hh[: 2 * hidden]
-    return dgx, dgh, (dh_prev,)
+    return dgx, (dh_prev,), dgh
 
 
 def _weight_hh_grad(dgh: np.ndarray, steps: Sequence[GRUStep], per_step: bool) -> np.ndarray:
@@ -121,13 +122,8 @@ def _weight_hh_grad(dgh: np.ndarray, steps: Sequence[GRUStep], per_step: bool) -
 
 def gru_cell(reset_after: bool = True) -> Cell:
     """The GRU recurrence as a `Cell` (G = 3), for the sequence loop and the stacks."""
-    return Cell(
-        name="gru",
-        gates=3,
-        state_names=("h",),
-        forward=partial(_forward, reset_after=reset_after),
-        backward=_backward,
-        weight_hh_grad=_weight_hh_grad,
+    return gated_cell(
+        "gru", 3, ("h",), partial(_forward, reset_after=reset_after), _backward, _weight_hh_grad
     )
 
 
@@ -135,13 +131,13 @@ def gru_step_forward(
     x_t: np.ndarray, h_prev: np.ndarray, params: Params, reset_after: bool = True
 ) -> tuple[np.ndarray, StepCache]:
     """h = (1 − z) ⊙ n + z ⊙ h_prev for one step.   x_t: (N, D), h_prev: (N, H) → h: (N, H)."""
-    (h,), cache = step_forward(gru_cell(reset_after), x_t, (h_prev,), params)
+    (h,), cache = cell_step_forward(gru_cell(reset_after), x_t, (h_prev,), params)
     return h, cache
 
 
 def gru_step_backward(dh: np.ndarray, cache: StepCache) -> tuple[np.ndarray, np.ndarray, Params]:
     """(dx, dh_prev, dparams) for one step; see the module docstring for the equations."""
-    dx, (dh_prev,), dparams = step_backward((dh,), cache)
+    dx, (dh_prev,), dparams = cell_step_backward((dh,), cache)
     return dx, dh_prev, dparams
 
 

@@ -51,7 +51,7 @@ def submodule(params: Params, prefix: str) -> Params:
 def lm_inputs(
     tokens: Any,
     targets: Any,
-    mode: str,
+    mode: Any,
     hx: Any,
     lengths: Any,
     batch_first: bool,
@@ -59,7 +59,7 @@ def lm_inputs(
     reset_after: bool,
 ) -> tuple[Cell, np.ndarray, np.ndarray, State | None, np.ndarray | None]:
     """Check the caller's arguments and bring them to the time-major form of `lm_chunk_forward`."""
-    cell = make_cell(mode, nonlinearity, reset_after)
+    cell = make_cell(mode, nonlinearity, reset_after, hx)
     tokens, targets = np.asarray(tokens), np.asarray(targets)
     if tokens.ndim != 2 or targets.shape != tokens.shape:
         raise ValueError(
@@ -108,7 +108,7 @@ def lm_forward(
     targets: np.ndarray,
     params: Params,
     *,
-    mode: str,
+    mode: Any,
     num_layers: int = 1,
     bidirectional: bool = False,
     hx: Any = None,

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .activations import sigmoid
-from .cell import Cell, Params, StepCache, plain_weight_hh_grad, step_backward, step_forward
+from .cell import Params, StepCache, cell_step_backward, cell_step_forward
+from .gated import gated_cell
 from .gemm import linear
 from .sequence import BPTTSteps, SequenceCache, layer_forward, sequence_backward
 
@@ -66,28 +67,21 @@ def _backward(dstate: tuple[np.ndarray, ...], step: LSTMStep):
     da_g, da_o = dg * (1 - step.g * step.g), do * step.o * (1 - step.o)
     da = np.concatenate([da_i, da_f, da_g, da_o], axis=-1)
     dh_prev = da @ step.weight_hh
-    return da, da, (dh_prev, dc_prev)
+    return da, (dh_prev, dc_prev), da
 
 
-LSTM_CELL = Cell(
-    name="lstm",
-    gates=4,
-    state_names=("h", "c"),
-    forward=_forward,
-    backward=_backward,
-    weight_hh_grad=plain_weight_hh_grad,
-)
+LSTM_CELL = gated_cell("lstm", 4, ("h", "c"), _forward, _backward)
 
 
 def lstm_step_forward(x_t: np.ndarray, state: Pair, params: Params) -> tuple[Pair, StepCache]:
     """((h, c), cache) for one step.   x_t: (N, D), state = (h_prev, c_prev), each (N, H)."""
-    (h, c), cache = step_forward(LSTM_CELL, x_t, tuple(state), params)
+    (h, c), cache = cell_step_forward(LSTM_CELL, x_t, tuple(state), params)
     return (h, c), cache
 
 
 def lstm_step_backward(dstate: Pair, cache: StepCache) -> tuple[np.ndarray, Pair, Params]:
     """(dx, (dh_prev, dc_prev), dparams) from (dh, dc) = (dL/dh, dL/dc) of this step's outputs."""
-    dx, (dh_prev, dc_prev), dparams = step_backward(tuple(dstate), cache)
+    dx, (dh_prev, dc_prev), dparams = cell_step_backward(tuple(dstate), cache)
     return dx, (dh_prev, dc_prev), dparams
 
 

@@ -22,7 +22,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .cell import Cell, Params, StepCache, plain_weight_hh_grad, step_backward, step_forward
+from .cell import Cell, Params, StepCache, cell_step_backward, cell_step_forward
+from .gated import gated_cell
 from .gemm import linear
 from .sequence import BPTTSteps, SequenceCache, layer_forward, sequence_backward
 
@@ -49,34 +50,27 @@ def _backward(dstate: tuple[np.ndarray, ...], step: RNNStep):
     (dh,) = dstate
     da = dh * (1 - step.h * step.h) if step.nonlinearity == "tanh" else dh * (step.h > 0)
     dh_prev = da @ step.weight_hh
-    return da, da, (dh_prev,)
+    return da, (dh_prev,), da
 
 
 def rnn_cell(nonlinearity: str = "tanh") -> Cell:
     """The RNN recurrence as a `Cell` (G = 1), for the sequence loop and the stacks."""
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"rnn: expected nonlinearity in {NONLINEARITIES}, got {nonlinearity!r}")
-    return Cell(
-        name="rnn",
-        gates=1,
-        state_names=("h",),
-        forward=partial(_forward, nonlinearity=nonlinearity),
-        backward=_backward,
-        weight_hh_grad=plain_weight_hh_grad,
-    )
+    return gated_cell("rnn", 1, ("h",), partial(_forward, nonlinearity=nonlinearity), _backward)
 
 
 def rnn_step_forward(
     x_t: np.ndarray, h_prev: np.ndarray, params: Params, nonlinearity: str = "tanh"
 ) -> tuple[np.ndarray, StepCache]:
     """h = φ(x_t W_ihᵀ + b_ih + h_prev W_hhᵀ + b_hh).   x_t: (N, D), h_prev: (N, H) → h: (N, H)."""
-    (h,), cache = step_forward(rnn_cell(nonlinearity), x_t, (h_prev,), params)
+    (h,), cache = cell_step_forward(rnn_cell(nonlinearity), x_t, (h_prev,), params)
     return h, cache
 
 
 def rnn_step_backward(dh: np.ndarray, cache: StepCache) -> tuple[np.ndarray, np.ndarray, Params]:
     """δ = dh ⊙ φ'(a);  dW_ih = δᵀ x_t;  dW_hh = δᵀ h_prev;  db = Σ_n δ;  dx = δ W_ih;  dh_prev = δ W_hh."""
-    dx, (dh_prev,), dparams = step_backward((dh,), cache)
+    dx, (dh_prev,), dparams = cell_step_backward((dh,), cache)
     return dx, dh_prev, dparams
 
 

@@ -1,35 +1,36 @@
-"""The time loop of one layer in one direction: lengths, masks, reverse order, BPTT.
+"""The time loop of one layer in one direction, for any `Cell`: lengths, masks, reverse order, BPTT.
 
 Forward over t in processing order (0..T−1, or T−1..0 when `reverse`):
 
-    gx = x W_ihᵀ + b_ih                      all steps in one GEMM, (T·N, D) × (D, G·H)
-    s_t = cell(gx_t, s_prev)                 s_prev is the state after the previous processed step
+    u = project(x)                           all steps at once (x W_ihᵀ + b_ih for the built-ins)
+    s_t = forward(u_t, s_prev)               s_prev is the state after the previous processed step
     with lengths: m_t[n] = (t < L_n);  state ← m_t ? s_t : state;  output_t = m_t ? h_t : 0
 
 so for sequence n the steps t ≥ L_n neither change the state nor produce output: h_n is each
 sequence's last valid state (forward), or the state after t = 0 (reverse, which thus starts at
-t = L_n − 1 from h0) — PyTorch's packed-sequence semantics.
+t = L_n − 1 from h0) — PyTorch's packed-sequence semantics.  A step's output h_t is its state's
+first array.
 
 Backward (BPTT), over the steps in the opposite order, with δ the gradient carried on the state:
 
     dL/dh_t = doutput_t + δ_h                the output path plus the path through step t+1
     cell's share = m_t ⊙ (dL/dh_t, δ_c …);   passed through unchanged = (1 − m_t) ⊙ δ
-    (dgx_t, dgh_t, dstate_prev) = cell.backward(cell's share);   δ ← dstate_prev + passed through
+    (du_t, dstate_prev, part_t) = backward(cell's share);   δ ← dstate_prev + passed through
 
-then dx = dgx W_ih and the weight gradients are single GEMMs over the stacked dgx, dgh (see
-`cell.param_grads`).  Masked steps receive zero gradient, so they add nothing to dW.
+then `gather` turns the du_t and parts into dx and the parameters' gradients (for the built-ins one
+GEMM each over the stacked steps).  Masked steps receive zero gradient, so they add nothing to dθ.
 """
 
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .cell import Cell, Params, State, check_cell_params, check_state, param_grads
-from .gemm import linear, linear_input_grad
+from .cell import Cell, Params, State, check_state
 
 
 class SequenceCache(NamedTuple):
-    """One layer-direction's forward record; `steps[t]` is the cell cache of time step t."""
+    """One layer-direction's forward record; `steps[t]` is the cell cache of time step t, H the width
+    of its state, `key_format` the name of its parameters in the stack ('{}_l0', 'cell_l0.{}')."""
 
     cell: Cell
     x: np.ndarray
@@ -37,6 +38,8 @@ class SequenceCache(NamedTuple):
     mask: np.ndarray | None
     reverse: bool
     steps: list[Any]
+    hidden: int
+    key_format: str
 
 
 class BPTTSteps(NamedTuple):
@@ -74,6 +77,17 @@ def time_order(steps: int, reverse: bool) -> range:
     return range(steps - 1, -1, -1) if reverse else range(steps)
 
 
+def check_step_state(cell: Cell, what: str, t: int, given: State, expected: State) -> None:
+    """A step must return a state shaped like the one it was given (names the step and the arrays)."""
+    if len(given) != len(expected) or any(
+        np.shape(g) != np.shape(e) for g, e in zip(given, expected, strict=True)
+    ):
+        raise ValueError(
+            f"{cell.name}: {what} at t={t} returned a state of shapes {[np.shape(g) for g in given]}, "
+            f"expected {[np.shape(e) for e in expected]} (like the state it was given)"
+        )
+
+
 def sequence_forward(
     cell: Cell,
     x: np.ndarray,
@@ -81,24 +95,28 @@ def sequence_forward(
     params: Params,
     mask: np.ndarray | None,
     reverse: bool,
-    suffix: str = "",
+    key_format: str = "{}",
 ) -> tuple[np.ndarray, State, SequenceCache]:
-    """Run `cell` over x: (T, N, D) from state0 (arrays (N, H)) → output (T, N, H), final state."""
+    """Run `cell` over x: (T, N, D) from state0 (arrays (N, H)) → output (T, N, H), final state.
+
+    `key_format` names the parameters in messages (e.g. '{}_l1_reverse' in a stack).
+    """
     steps, batch, width = x.shape
-    hidden = check_cell_params(params, cell, width, suffix)
+    hidden = cell.check(params, width, key_format) if cell.check else np.shape(state0[0])[-1]
     check_state(cell, state0, (batch, hidden), "0")
-    gx = linear(x, params["weight_ih"], params.get("bias_ih"))
+    inputs = cell.project(x, params)
     caches: list[Any] = [None] * steps
     outputs: list[Any] = [None] * steps
     state = state0
     for t in time_order(steps, reverse):
-        new_state, caches[t] = cell.forward(gx[t], state, params)
+        new_state, caches[t] = cell.forward(inputs[t], state, params)
+        check_step_state(cell, "step_forward", t, new_state, state)
         if mask is None:
             state, outputs[t] = new_state, new_state[0]
         else:
             state = tuple(np.where(mask[t], new, old) for new, old in zip(new_state, state, strict=True))
             outputs[t] = np.where(mask[t], new_state[0], 0)
-    cache = SequenceCache(cell=cell, x=x, params=params, mask=mask, reverse=reverse, steps=caches)
+    cache = SequenceCache(cell, x, params, mask, reverse, caches, hidden, key_format)
     return np.stack(outputs), state, cache
 
 
@@ -122,30 +140,26 @@ def sequence_backward(
     doutput: (T, N, H); dstate_n: gradient on the final state, entries may be None (zeros).
     """
     cell, x, params, mask = cache.cell, cache.x, cache.params, cache.mask
-    expected = (*x.shape[:2], params["weight_hh"].shape[1])
+    expected = (*x.shape[:2], cache.hidden)
     if doutput.shape != expected:
         raise ValueError(
             f"{cell.name}: expected doutput of shape (T, N, H) = {expected}, got {doutput.shape}"
         )
     dstate = tuple(np.zeros_like(doutput[0]) if d is None else d for d in dstate_n)
-    dgxs: list[Any] = [None] * len(x)
-    dghs: list[Any] = [None] * len(x)
+    dinputs: list[Any] = [None] * len(x)
+    parts: list[Any] = [None] * len(x)
     dhs: list[Any] = [None] * len(x)
     for t in reversed(time_order(len(x), cache.reverse)):
         dcell = (dstate[0] + doutput[t],) + dstate[1:]
         if mask is not None:
             dthrough = tuple(np.where(mask[t], 0, d) for d in dstate)
             dcell = tuple(np.where(mask[t], d, 0) for d in dcell)
-        dgxs[t], dghs[t], dstate = cell.backward(dcell, cache.steps[t])
+        dinputs[t], dstate_prev, parts[t] = cell.backward(dcell, cache.steps[t])
+        check_step_state(cell, "step_backward", t, dstate_prev, dcell)
+        dstate = dstate_prev
         if mask is not None:
             dstate = tuple(a + b for a, b in zip(dstate, dthrough, strict=True))
         dhs[t] = dcell[0]
-    dgx = np.stack(dgxs)
-    # RNN, LSTM (and GRU with reset_after=False) return one array as both deltas: stack it once.
-    dgh = dgx if all(a is b for a, b in zip(dgxs, dghs, strict=True)) else np.stack(dghs)
-    dx = linear_input_grad(dgx, params["weight_ih"])
-    dparams = param_grads(cell, params, x, dgx, dgh, cache.steps)
-    steps = None
-    if return_steps:
-        steps = BPTTSteps(dh=np.stack(dhs), dparams=param_grads(cell, params, x, dgx, dgh, cache.steps, True))
+    dx, dparams, by_step = cell.gather(x, params, dinputs, parts, cache.steps, return_steps)
+    steps = BPTTSteps(dh=np.stack(dhs), dparams=by_step) if return_steps else None
     return dx, dstate, dparams, steps

@@ -1,10 +1,13 @@
-"""Stacks of recurrent layers × directions, with PyTorch's nn.RNN / nn.LSTM / nn.GRU interface.
+"""Stacks of recurrent layers × directions, for any manual cell, with PyTorch's nn.RNN interface.
 
-Layer k, direction d (0 forward, 1 reverse) uses the keys weight_ih_l{k}, weight_hh_l{k}, bias_ih_l{k},
-bias_hh_l{k} (suffix _reverse for d = 1) and the initial state hx[k·dirs + d].  Layer 0 reads x;
-layer k > 0 reads the concatenation [forward | reverse] of layer k−1's outputs (width dirs·H).  The
-output is the top layer's [forward | reverse] outputs (T, N, dirs·H); h_n[k·dirs + d] is each layer-
-direction's final state.
+Layer k, direction d (0 forward, 1 reverse) reads its parameters from layer-level keys (layout.py:
+weight_ih_l{k}[_reverse] for the built-in layers, cell_l{k}[_reverse].<name> for nn.Recurrent) and
+its initial state from hx[k·dirs + d].  Layer 0 reads x; layer k > 0 reads the concatenation
+[forward | reverse] of layer k−1's outputs (width dirs·H).  The output is the top layer's
+[forward | reverse] outputs (T, N, dirs·H); h_n[k·dirs + d] is each layer-direction's final state.
+
+The cell is 'rnn', 'lstm', 'gru', a `Cell`, or a user's pair (step_forward, step_backward) — see
+cell.py; a pair needs hx, since its state's structure is known only from an example.
 
 Backward visits the layers top-down: the gradient on layer k's output is split into its directions'
 halves, each direction runs BPTT (`sequence.sequence_backward`), and the two dx are added to give the
@@ -15,8 +18,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .cell import BIAS_KEYS, WEIGHT_KEYS, Cell, Params, State
+from .cell import Cell, Params, State, pair_cell
 from .gru import gru_cell
+from .layout import split_params, stream_name
 from .lstm import LSTM_CELL
 from .rnn import rnn_cell
 from .sequence import BPTTSteps, SequenceCache, lengths_mask, sequence_backward, sequence_forward
@@ -33,62 +37,45 @@ class StackCache(NamedTuple):
     unbatched: bool
 
 
-def make_cell(mode: str, nonlinearity: str = "tanh", reset_after: bool = True) -> Cell:
-    """The `Cell` for mode 'rnn' (with `nonlinearity`), 'lstm' or 'gru' (with `reset_after`)."""
+def make_cell(mode: Any, nonlinearity: str = "tanh", reset_after: bool = True, hx: Any = None) -> Cell:
+    """The `Cell` for mode 'rnn' (with `nonlinearity`), 'lstm', 'gru' (with `reset_after`), a `Cell`,
+    or a pair (step_forward, step_backward), whose state's form is read from `hx`."""
+    if isinstance(mode, Cell):
+        return mode
+    if isinstance(mode, tuple | list):
+        if len(mode) != 2:
+            raise ValueError(f"expected a pair (step_forward, step_backward), got {len(mode)} items")
+        if hx is None:
+            raise ValueError(
+                "a (step_forward, step_backward) pair needs hx: its state's form (an array, or a tuple "
+                "of them) is known only from an example"
+            )
+        return pair_cell(*mode, state=hx)
     if mode == "rnn":
         return rnn_cell(nonlinearity)
     if mode == "lstm":
         return LSTM_CELL
     if mode == "gru":
         return gru_cell(reset_after)
-    raise ValueError(f"expected mode in {MODES}, got {mode!r}")
-
-
-def layer_suffix(layer: int, direction: int) -> str:
-    """PyTorch's parameter-name suffix: '_l0', '_l0_reverse', ..."""
-    return f"_l{layer}" + ("_reverse" if direction else "")
-
-
-def layer_params(params: Params, layer: int, direction: int) -> Params:
-    """The cell-level parameters (weight_ih, ...) of one layer-direction, read from layer-level keys."""
-    suffix = layer_suffix(layer, direction)
-    keys = WEIGHT_KEYS + (BIAS_KEYS if "bias_ih_l0" in params or "bias_hh_l0" in params else ())
-    for key in keys:
-        if key + suffix not in params:
-            raise KeyError(f"missing parameter {key + suffix!r}; given keys {sorted(params)}")
-    return {key: params[key + suffix] for key in keys}
-
-
-def _check_keys(params: Params, num_layers: int, directions: int) -> None:
-    """Keys that no layer-direction reads mean the configuration does not match the parameters."""
-    known = {
-        key + layer_suffix(layer, direction)
-        for layer in range(num_layers)
-        for direction in range(directions)
-        for key in WEIGHT_KEYS + BIAS_KEYS
-    }
-    unexpected = sorted(set(params) - known)
-    if unexpected:
-        raise ValueError(
-            f"unexpected parameter keys {unexpected} for num_layers={num_layers}, "
-            f"bidirectional={directions == 2}; expected keys among {sorted(known)}"
-        )
+    raise ValueError(f"expected mode in {MODES} or a (step_forward, step_backward) pair, got {mode!r}")
 
 
 def state_from_hx(hx: Any, cell: Cell) -> State | None:
-    """hx as the caller gives it (None, h0, or (h0, c0) for LSTM) → a state tuple, or None."""
+    """hx as the caller gives it (None, h0, or a tuple such as (h0, c0)) → a state tuple, or None."""
     if hx is None:
         return None
-    if len(cell.state_names) == 1:
+    if not cell.tuple_state:
         return (hx,)
-    if not isinstance(hx, tuple | list) or len(hx) != 2:
-        raise ValueError(f"{cell.name}: expected hx = (h0, c0), got {type(hx).__name__}")
+    if not isinstance(hx, tuple | list) or len(hx) != len(cell.state_names):
+        expected = ", ".join(f"{name}0" for name in cell.state_names)
+        got = f"{len(hx)} arrays" if isinstance(hx, tuple | list) else type(hx).__name__
+        raise ValueError(f"{cell.name}: expected hx = ({expected}), got {got}")
     return tuple(hx)
 
 
 def hx_from_state(state: State, cell: Cell) -> Any:
-    """A state tuple → the caller's form: h for RNN and GRU, (h, c) for LSTM."""
-    return state[0] if len(cell.state_names) == 1 else tuple(state)
+    """A state tuple → the caller's form: h for RNN and GRU, (h, c) for LSTM, the cell's own form."""
+    return tuple(state) if cell.tuple_state else state[0]
 
 
 def stack_forward(
@@ -103,8 +90,13 @@ def stack_forward(
 ) -> tuple[np.ndarray, State, list[list[SequenceCache]]]:
     """Time-major core of `recurrent_forward`.   x: (T, N, D); state0 arrays (L·dirs, N, H) or None."""
     directions = 2 if bidirectional else 1
-    _check_keys(params, num_layers, directions)
-    hidden = layer_params(params, 0, 0)["weight_hh"].shape[1]
+    layer_params, formats = split_params(params, num_layers, directions)
+    if cell.check is not None:
+        hidden = cell.check(layer_params[0], x.shape[-1], formats[0])
+    elif state0 is not None:
+        hidden = np.shape(state0[0])[-1]
+    else:
+        raise ValueError(f"{cell.name}: the initial state is required for a cell given as a pair")
     shape = (num_layers * directions, x.shape[1], hidden)
     if state0 is None:
         state0 = tuple(np.zeros(shape, dtype=x.dtype) for _ in cell.state_names)
@@ -124,10 +116,10 @@ def stack_forward(
                 cell,
                 layer_input,
                 tuple(s[index] for s in state0),
-                layer_params(params, layer, direction),
+                layer_params[index],
                 mask,
                 reverse=direction == 1,
-                suffix=layer_suffix(layer, direction),
+                key_format=formats[index],
             )
             outputs.append(output)
             finals.append(final)
@@ -146,10 +138,11 @@ def stack_backward(
 ) -> tuple[np.ndarray, State, Params, dict[str, BPTTSteps]]:
     """Time-major core of `recurrent_backward`: (dx, dstate0, dparams, per-step records).
 
-    Gradients and records are listed in the parameters' order (layer 0 first) although computed top-down.
+    Gradients come out under the layer-level keys they went in with; they and the records are
+    listed in the parameters' order (layer 0 first) although computed top-down.
     """
     directions = len(layers[0])
-    hidden = layers[0][0].params["weight_hh"].shape[1]
+    hidden = layers[0][0].hidden
     count = len(layers) * directions
     shape = (count, doutput.shape[1], hidden)
     for name, d in zip(layers[0][0].cell.state_names, dstate_n, strict=True):
@@ -171,11 +164,13 @@ def stack_backward(
             )
             dinput = dx if dinput is None else dinput + dx
         doutput_layer = dinput
-    suffixes = [layer_suffix(index // directions, index % directions) for index in range(count)]
-    grads = {key + suffix: g for suffix, d in zip(suffixes, dparams, strict=True) for key, g in d.items()}
+    formats = [cache.key_format for layer in layers for cache in layer]
+    grads = {fmt.format(key): g for fmt, d in zip(formats, dparams, strict=True) for key, g in d.items()}
     steps = {
-        suffix[1:]: BPTTSteps(dh=record.dh, dparams={key + suffix: g for key, g in record.dparams.items()})
-        for suffix, record in zip(suffixes, records, strict=True)
+        stream_name(index // directions, index % directions): BPTTSteps(
+            dh=record.dh, dparams={formats[index].format(key): g for key, g in record.dparams.items()}
+        )
+        for index, record in enumerate(records)
         if record is not None
     }
     dstate = tuple(np.stack([d[i] for d in dstate0]) for i in range(len(dstate0[0])))
@@ -183,7 +178,7 @@ def stack_backward(
 
 
 def recurrent_forward(
-    mode: str,
+    mode: Any,
     x: np.ndarray,
     params: Params,
     *,
@@ -197,12 +192,14 @@ def recurrent_forward(
 ) -> tuple[np.ndarray, Any, StackCache]:
     """A PyTorch-style recurrent stack: (output, h_n, cache), h_n = (h_n, c_n) for LSTM.
 
+    mode: 'rnn', 'lstm', 'gru', or any cell as a pair (step_forward, step_backward) (then hx is
+    required and h_n has its form) or a `Cell`.  params: layer-level keys (see layout.py).
     x: (T, N, D), or (N, T, D) with batch_first, or unbatched (T, D) (batch_first then ignored, as
     in PyTorch).  hx: None (zeros), h0 (L·dirs, N, H) or (h0, c0) for LSTM ((L·dirs, H) unbatched).
     output: (T, N, dirs·H) in the layout of x.  `lengths`: one int per sequence, 1 ≤ L_n ≤ T, with
     packed-sequence semantics (outputs at t ≥ L_n are zero, h_n is each sequence's last valid state).
     """
-    cell = make_cell(mode, nonlinearity, reset_after)
+    cell = make_cell(mode, nonlinearity, reset_after, hx)
     unbatched = x.ndim == 2
     state0 = state_from_hx(hx, cell)
     if unbatched:
@@ -236,7 +233,7 @@ def recurrent_backward(
     """
     cell, first = cache.cell, cache.layers[0][0]
     length, batch = first.x.shape[:2]
-    width = len(cache.layers[0]) * first.params["weight_hh"].shape[1]
+    width = len(cache.layers[0]) * first.hidden
     if cache.unbatched:
         expected = (length, width)
     else:

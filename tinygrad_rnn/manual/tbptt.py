@@ -24,7 +24,7 @@ def lm_truncated_bptt(
     params: Params,
     k: int,
     *,
-    mode: str,
+    mode: Any,
     num_layers: int = 1,
     bidirectional: bool = False,
     hx: Any = None,
