@@ -1,14 +1,13 @@
 """tinygrad_rnn.nn: modules built from Tensor ops only, with PyTorch's names, shapes and init."""
 
 from . import functional, utils
-from .cells import GRUCell, LSTMCell, RNNCell
 from .container import Sequential
 from .dropout import Dropout
 from .embedding import Embedding
 from .language_model import LanguageModel
 from .linear import Linear
 from .module import Module, Parameter
-from .recurrent import GRU, LSTM, RNN, RNNBase
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, Recurrent, RecurrentBase, RNNBase, RNNCell
 
 __all__ = [
     "GRU",
@@ -18,6 +17,8 @@ __all__ = [
     "RNN",
     "RNNBase",
     "RNNCell",
+    "Recurrent",
+    "RecurrentBase",
     "Dropout",
     "Embedding",
     "LanguageModel",

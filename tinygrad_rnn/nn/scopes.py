@@ -1,15 +1,21 @@
-"""The scope each recurrent time step records its ops under: ``<cell>.l<k>[r].t<t>``.
+"""The scopes recurrent layers record their ops under: ``<cell>.l<k>[r]`` and ``<cell>.l<k>[r].t<t>``.
 
-Written by the layers (``lstm.l0.t3``; ``lstm.l0r.t3`` for the reverse direction), read by the
-pictures (one cluster per step) and the comparison report (the hidden state of each step). A user's
-own scopes may wrap it (``encoder.lstm.l0.t3``) or nest inside it; the last match names the step.
+`<cell>` is any identifier: ``rnn``, ``lstm`` and ``gru`` for the built-in layers, the cell's class
+name (or the layer's `name=`) for `nn.Recurrent`, or whatever a user's own loop writes under
+`tg.scope("mycell.l0.t3")`. Step t of layer k runs under ``lstm.l0.t3`` (``lstm.l0r.t3`` in the
+reverse direction); the layer's ops outside its steps (the input projection) under ``lstm.l0``.
+Written by the layers, read by the pictures (one cluster per step) and the comparison report (the
+hidden state of each step); nothing else parses them. A user's own scopes may wrap a step scope
+(``encoder.lstm.l0.t3``) or nest inside it (``lstm.l0.t3.attn``); the last match names the step.
 """
 
 import re
 from typing import NamedTuple
 
-CELL_NAMES = {"RNN_TANH": "rnn", "RNN_RELU": "rnn", "LSTM": "lstm", "GRU": "gru"}
-STEP_SCOPE = re.compile(r"(?:^|\.)(rnn|lstm|gru)\.l(\d+)(r?)\.t(\d+)(?=\.|$)")  # cell, layer, r, t
+CELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CELL = r"(?:^|\.)([A-Za-z_][A-Za-z0-9_]*)\.l(\d+)(r?)"
+STEP_SCOPE = re.compile(_CELL + r"\.t(\d+)(?=\.|$)")  # cell, layer, r, t
+LAYER_SCOPE = re.compile(_CELL + r"$")  # cell, layer, r
 
 
 class StepScope(NamedTuple):
@@ -32,9 +38,21 @@ def parse_step_scope(scope: str | None) -> StepScope | None:
     return StepScope(scope[: last.start()], cell, int(layer), reverse == "r", int(t))
 
 
-def layer_scope(mode: str, layer: int, reverse: bool) -> str:
+def is_layer_scope(scope: str | None) -> bool:
+    """Whether a scope is a layer's own, outside its steps (``lstm.l0``, ``encoder.PeepholeLSTM.l1r``)."""
+    return bool(scope) and LAYER_SCOPE.search(scope) is not None
+
+
+def check_cell_name(name: object) -> str:
+    """A cell's name in scopes: an identifier (``lstm``, ``PeepholeLSTM``, ``my_cell2``)."""
+    if not isinstance(name, str) or CELL_NAME.fullmatch(name) is None:
+        raise ValueError(f"the name of a cell in step scopes must be an identifier, got {name!r}")
+    return name
+
+
+def layer_scope(cell: str, layer: int, reverse: bool) -> str:
     """'lstm.l0' or 'lstm.l0r': the ops of a layer-direction outside its steps (the input projection)."""
-    return f"{CELL_NAMES[mode]}.l{layer}{'r' if reverse else ''}"
+    return f"{cell}.l{layer}{'r' if reverse else ''}"
 
 
 def step_scope(layer_label: str, t: int) -> str:

@@ -5,18 +5,19 @@ one or two matrix products (`linear`, with a C-ordered copy of W_hhᵀ made once
 ops. The layer checks shapes and dtypes once; inside the time loop the steps call the ops directly.
 `project(x)` is the input half of the gates, x W_ihᵀ + b_ih, for all time steps at once (one matmul),
 returned as a tuple of column blocks; `__call__(x_proj_t, state)` is the recurrence, given this
-step's rows of those blocks. Row vectors, PyTorch's layout and gate order.
+step's rows of those blocks (`inputs` cuts them per step: the layer loop's Direction). Row vectors,
+PyTorch's layout and gate order.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from .. import ops
-from ..functions import linear
-from ..tensor import Tensor
-
-State = Tensor | tuple[Tensor, Tensor]
+from ... import ops
+from ...functions import linear
+from ...tensor import Tensor
 
 
 def _named(t: Tensor, name: str) -> Tensor:
@@ -43,7 +44,19 @@ class _Recurrent:
         return ops.Linear.apply(h, self.weight, term, weight_t=self.weight_t)
 
 
-class RNNStep:
+class _Step:
+    """`inputs(x)`: x (T, N, D) projected in one matmul, then cut into each step's blocks."""
+
+    def project(self, x: Tensor) -> tuple[Tensor, ...]:
+        raise NotImplementedError
+
+    def inputs(self, x: Tensor) -> Sequence[tuple[Tensor, ...]]:
+        steps, batch, width = x.shape
+        blocks = self.project(x.reshape(steps * batch, width))
+        return list(zip(*[b.reshape(steps, batch, -1).unbind(0) for b in blocks], strict=True))
+
+
+class RNNStep(_Step):
     """h_t = φ(x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh), φ = tanh or relu; b_hh is added in `project`."""
 
     def __init__(
@@ -60,7 +73,7 @@ class RNNStep:
         return _named(self.activation(self.recurrent(h, x_proj[0])), "h")
 
 
-class LSTMStep:
+class LSTMStep(_Step):
     """Gates i|f|g|o = x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh (b_hh added in `project`);
     i, f, o = σ(·), g = tanh(·); c_t = f ⊙ c_{t−1} + i ⊙ g; h_t = o ⊙ tanh(c_t)."""
 
@@ -83,7 +96,7 @@ class LSTMStep:
         return _named(o * c.tanh(), "h"), c
 
 
-class GRUStep:
+class GRUStep(_Step):
     """Gates r|z|n. r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr), z likewise, h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}.
 
     reset_after=True (PyTorch, cuDNN): n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn)).

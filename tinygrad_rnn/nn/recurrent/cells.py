@@ -1,4 +1,8 @@
-"""RNNCell, LSTMCell, GRUCell: one time step as a module, with torch's parameter names and shapes."""
+"""RNNCell, LSTMCell, GRUCell: one time step as a module, with torch's parameter names and shapes.
+
+Each follows the cell protocol (protocol.py), so `nn.Recurrent(nn.LSTMCell, D, H)` runs it over a
+sequence; the layers RNN, LSTM and GRU run the same steps (steps.py) with one projection per layer.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from ..factories import generator
-from ..tensor import Tensor
-from .init import float_dtype, uniform
-from .module import Module
-from .recurrent import GATES, _as_input, _nonlinearity_mode
+from ...errors import ShapeError
+from ...factories import generator
+from ...tensor import Tensor
+from ..init import float_dtype, uniform
+from ..module import Module
+from .checks import as_input, check_size
+from .rnn import GATES, init_bound, nonlinearity_mode
 from .steps import GRUStep, LSTMStep, RNNStep
 
 
@@ -27,20 +33,23 @@ class RNNCellBase(Module):
         rng: np.random.Generator | int | None,
     ) -> None:
         super().__init__()
-        self.mode, self.input_size, self.hidden_size, self.bias = mode, input_size, hidden_size, bias
-        rng, dtype = generator(rng), float_dtype(dtype, type(self).__name__)
-        bound, rows = 1 / np.sqrt(hidden_size), GATES[mode] * hidden_size
-        self.weight_ih = uniform(rng, bound, (rows, input_size), dtype)
-        self.weight_hh = uniform(rng, bound, (rows, hidden_size), dtype)
-        self.bias_ih = uniform(rng, bound, (rows,), dtype) if bias else None
-        self.bias_hh = uniform(rng, bound, (rows,), dtype) if bias else None
+        name = type(self).__name__
+        self.input_size = check_size(name, "input_size", input_size, minimum=0)
+        self.hidden_size = check_size(name, "hidden_size", hidden_size, minimum=0)
+        self.mode, self.bias = mode, bool(bias)
+        rng, dtype = generator(rng), float_dtype(dtype, name)
+        bound, rows = init_bound(self.hidden_size), GATES[mode] * self.hidden_size
+        self.weight_ih = uniform(rng, bound, (rows, self.input_size), dtype)
+        self.weight_hh = uniform(rng, bound, (rows, self.hidden_size), dtype)
+        self.bias_ih = uniform(rng, bound, (rows,), dtype) if self.bias else None
+        self.bias_hh = uniform(rng, bound, (rows,), dtype) if self.bias else None
 
     def _check_input(self, input: Any) -> tuple[Tensor, bool]:
         """The input as an (N, D) Tensor, and whether it came batched."""
         name = type(self).__name__
-        x = _as_input(name, input, self.dtype)
+        x = as_input(name, input, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
-            raise ValueError(
+            raise ShapeError(
                 f"{name}: expected input of shape (N, {self.input_size}) or ({self.input_size},), "
                 f"got {x.shape}"
             )
@@ -51,10 +60,10 @@ class RNNCellBase(Module):
         if value is None:
             return Tensor(np.zeros((batch, self.hidden_size), dtype=self.dtype))
         name = type(self).__name__
-        h = _as_input(name, value, self.dtype)
+        h = as_input(name, value, self.dtype)
         expected = (batch, self.hidden_size) if batched else (self.hidden_size,)
         if h.shape != expected:
-            raise ValueError(f"{name}: expected {label} of shape {expected}, got {h.shape}")
+            raise ShapeError(f"{name}: expected {label} of shape {expected} (as the input's), got {h.shape}")
         return h if batched else h.unsqueeze(0)
 
     def extra_repr(self) -> str:
@@ -78,7 +87,7 @@ class RNNCell(RNNCellBase):
         dtype: Any = None,
         rng: np.random.Generator | int | None = None,
     ) -> None:
-        super().__init__(_nonlinearity_mode(nonlinearity), input_size, hidden_size, bias, dtype, rng)
+        super().__init__(nonlinearity_mode(nonlinearity), input_size, hidden_size, bias, dtype, rng)
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Any, hx: Any = None) -> Tensor:
@@ -104,7 +113,7 @@ class LSTMCell(RNNCellBase):
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Tensor, Tensor]:
         if hx is not None and (not isinstance(hx, tuple | list) or len(hx) != 2):
-            raise ValueError(f"LSTMCell: expected hx = (h, c), got {type(hx).__name__}")
+            raise ShapeError(f"LSTMCell: expected hx = (h, c), got {type(hx).__name__}")
         x, batched = self._check_input(input)
         h0, c0 = hx if hx is not None else (None, None)
         h = self._check_state(h0, x.shape[0], batched, "h")

@@ -1,0 +1,365 @@
+"""The one recurrence: steps run over time, layers and directions, with lengths, dropout and hx.
+
+`RecurrentBase` owns everything around a step: checking the input and hx at the boundary, the
+time-major layout inside ((T, N, ·); `batch_first` and unbatched inputs are reshaped at the edge),
+the loop over layers and directions, padded steps (`lengths`), dropout between layers and the
+shape of what comes back. A subclass says only how one layer-direction steps (`_direction`):
+`Recurrent` (below) calls a cell that follows the protocol (protocol.py) once per step; `RNN`,
+`LSTM` and `GRU` (rnn.py) run their optimised steps (steps.py).
+
+Every step's ops are recorded under the scope ``<cell>.l<k>[r].t<t>`` (nn/scopes.py), which the
+pictures and the comparison report read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from ...context import scope
+from ...errors import ShapeError
+from ...factories import generator
+from ...functions import cat, stack, where
+from ...tensor import Tensor
+from .. import functional as F
+from ..module import Module
+from ..scopes import check_cell_name, layer_scope, step_scope
+from .checks import as_input, check_dropout, check_flag, check_size
+from .protocol import State, check_step_state, output_of
+
+Mask = np.ndarray | None
+StepCheck = Callable[[State, State | None, int], None]
+
+
+class Direction(Protocol):
+    """How one layer steps in one direction during one forward pass."""
+
+    def inputs(self, x: Tensor) -> Sequence[Any]:
+        """What each step t receives, from the layer's input x (T, N, D)."""
+
+    def __call__(self, x_t: Any, state: State | None) -> State:
+        """The state after one step."""
+
+
+class RecurrentBase(Module):
+    """The shared machinery of Recurrent, RNN, LSTM and GRU: forward(input, hx=None, lengths=None).
+
+    `state_names` says how hx is made: ("hx",) one Tensor, ("h_0", "c_0") a pair, None: as the
+    cell's own state (a Tensor or a tuple). A subclass provides `_direction(layer, reverse)`.
+    """
+
+    state_names: tuple[str, ...] | None = None
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+        rng: np.random.Generator | int | None,
+        cell_name: str,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.input_size = check_size(owner, "input_size", input_size)
+        self.hidden_size = check_size(owner, "hidden_size", hidden_size)
+        self.num_layers = check_size(owner, "num_layers", num_layers)
+        self.batch_first = check_flag(owner, "batch_first", batch_first)
+        self.bidirectional = check_flag(owner, "bidirectional", bidirectional)
+        self.dropout = check_dropout(owner, dropout)
+        self.cell_name = check_cell_name(cell_name)
+        self._rng = generator(rng)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def _layer_input_size(self, layer: int) -> int:
+        return self.input_size if layer == 0 else self.hidden_size * self.num_directions
+
+    def _suffixes(self, layer: int) -> list[str]:
+        """'_l0' and '_l0_reverse': the names of one layer's directions, as torch's parameters."""
+        return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
+
+    # --- what a subclass provides -------------------------------------------------------------------
+
+    def _direction(self, layer: int, reverse: bool) -> Direction:
+        raise NotImplementedError
+
+    def _zero_state(self, batch: int) -> State | None:
+        """The initial state when hx is not given (None: the cell makes its zeros)."""
+        return None
+
+    def _state_size(self, part: int) -> int:
+        """The last dimension of part `part` of the state."""
+        return self.hidden_size
+
+    def _step_check(self, layer: int, reverse: bool, batch: int) -> StepCheck | None:
+        """A check of each state a step returns (None: the steps are trusted)."""
+        return None
+
+    # --- checking what comes in ----------------------------------------------------------------------
+
+    def _check_input(self, input: Any) -> tuple[Tensor, bool]:
+        """The input as a time-major (T, N, D) Tensor, and whether it came batched."""
+        owner = type(self).__name__
+        x = as_input(owner, input, self.dtype)
+        if x.ndim not in (2, 3):
+            layout = "(N, T, D)" if self.batch_first else "(T, N, D)"
+            raise ShapeError(
+                f"{owner}: expected a 3-D {layout} or an unbatched 2-D (T, D) input, got shape {x.shape}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ShapeError(
+                f"{owner}: expected input of width {self.input_size} (input_size) in the last dimension, "
+                f"got shape {x.shape}"
+            )
+        batched = x.ndim == 3
+        x = (x.transpose(0, 1) if self.batch_first else x) if batched else x.unsqueeze(1)
+        if x.shape[0] == 0:
+            raise ShapeError(f"{owner}: expected a sequence of at least one step, got shape {x.shape}")
+        return x, batched
+
+    def _initial_states(self, hx: Any, batch: int, batched: bool) -> list[State | None]:
+        """One initial state per layer and direction, from hx whose parts are (L·dirs, N, H)."""
+        rows = self.num_layers * self.num_directions
+        if hx is None:
+            return [self._zero_state(batch)] * rows
+        labels = self._hx_labels(hx)
+        values = hx if isinstance(hx, tuple | list) else (hx,)
+        parts = [
+            self._check_hx_part(v, label, batch, batched, self._state_size(k)).unbind(0)
+            for k, (v, label) in enumerate(zip(values, labels, strict=True))
+        ]
+        if isinstance(hx, tuple | list):
+            return [tuple(part[row] for part in parts) for row in range(rows)]
+        return list(parts[0])
+
+    def _hx_labels(self, hx: Any) -> tuple[str, ...]:
+        """The names of hx's parts, once its structure is checked against `state_names`."""
+        owner, names = type(self).__name__, self.state_names
+        is_tuple = isinstance(hx, tuple | list)
+        if names is None:
+            if is_tuple and not hx:
+                raise ShapeError(
+                    f"{owner}: expected hx as a Tensor or a tuple of Tensors, got an empty tuple"
+                )
+            return tuple(f"hx[{k}]" for k in range(len(hx))) if is_tuple else ("hx",)
+        if len(names) == 1 and is_tuple:
+            raise ShapeError(f"{owner}: expected hx as one Tensor, got a {type(hx).__name__}")
+        if len(names) > 1 and (not is_tuple or len(hx) != len(names)):
+            given = f"a {type(hx).__name__} of {len(hx)}" if is_tuple else f"a {type(hx).__name__}"
+            raise ShapeError(f"{owner}: expected hx = ({', '.join(names)}), got {given}")
+        return names
+
+    def _check_hx_part(self, value: Any, label: str, batch: int, batched: bool, size: int) -> Tensor:
+        owner = type(self).__name__
+        rows = self.num_layers * self.num_directions
+        expected = (rows, batch, size) if batched else (rows, size)
+        state = as_input(owner, value, self.dtype)
+        if state.shape != expected:
+            raise ShapeError(f"{owner}: expected {label} of shape {expected}, got {state.shape}")
+        return state if batched else state.unsqueeze(1)
+
+    def _step_masks(self, lengths: Any, steps: int, batch: int, batched: bool) -> list[Mask]:
+        """For each step t, an (N, 1) mask of the sequences still running (None when all are).
+        The masks are computed here from a copy: refilling the caller's array changes nothing."""
+        if lengths is None:
+            return [None] * steps
+        owner = type(self).__name__
+        if not batched:
+            raise ShapeError(
+                f"{owner}: lengths need a batched input; an unbatched input is one full sequence"
+            )
+        lengths = np.array(lengths.data if isinstance(lengths, Tensor) else lengths)
+        if lengths.shape != (batch,) or (lengths.dtype.kind not in "iu" and lengths.size):
+            raise ShapeError(
+                f"{owner}: expected lengths as {batch} integers (one per sequence), got {lengths.dtype} of "
+                f"shape {lengths.shape}"
+            )
+        if batch == 0:
+            return [None] * steps
+        if lengths.min() < 1 or lengths.max() > steps:
+            raise ShapeError(
+                f"{owner}: every length must be in 1..{steps} (the number of time steps), "
+                f"got {lengths.tolist()}"
+            )
+        shortest = lengths.min()
+        return [None if t < shortest else (lengths > t)[:, None] for t in range(steps)]
+
+    # --- the recurrence ------------------------------------------------------------------------------
+
+    def forward(self, input: Any, hx: Any = None, lengths: Any = None) -> tuple[Tensor, Any]:
+        """output (T, N, dirs·H) (or (N, T, ·) with batch_first, or (T, dirs·H) unbatched), and h_n in
+        the state's structure, each part (L·dirs, N, H): (h_n, c_n) for LSTM. With `lengths`, padded
+        steps leave the state alone and output zeros; h_n is each sequence's last valid state."""
+        x, batched = self._check_input(input)
+        steps, batch = x.shape[0], x.shape[1]
+        masks = self._step_masks(lengths, steps, batch, batched)
+        initial = self._initial_states(hx, batch, batched)
+        finals: list[State] = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for reverse in (False, True)[: self.num_directions]:
+                out, final = self._run_direction(layer, reverse, x, initial[len(finals)], masks)
+                outputs.append(out)
+                finals.append(final)
+            x = outputs[0] if len(outputs) == 1 else cat(outputs, axis=2)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True, rng=self._rng)
+        return self._shape_output(x, finals, batched)
+
+    def _run_direction(
+        self, layer: int, reverse: bool, x: Tensor, state: State | None, masks: list[Mask]
+    ) -> tuple[Tensor, State]:
+        """One layer in one direction over the whole sequence: outputs (T, N, H) and the final state."""
+        label = layer_scope(self.cell_name, layer, reverse)
+        steps, batch = x.shape[0], x.shape[1]
+        direction = self._direction(layer, reverse)
+        check = self._step_check(layer, reverse, batch)
+        with scope(label):
+            inputs = direction.inputs(x)
+        outputs: list[Tensor | None] = [None] * steps
+        for t in reversed(range(steps)) if reverse else range(steps):
+            with scope(step_scope(label, t)):
+                new_state = direction(inputs[t], state)
+                if check is not None:
+                    check(new_state, state, t)
+                if masks[t] is None:
+                    outputs[t], state = output_of(new_state), new_state
+                else:
+                    outputs[t] = where(masks[t], output_of(new_state), 0.0)
+                    state = _keep_finished(masks[t], new_state, state)
+        return stack(outputs), state
+
+    def _shape_output(self, x: Tensor, finals: list[State], batched: bool) -> tuple[Tensor, Any]:
+        first = finals[0]
+        if isinstance(first, tuple):
+            if any(not isinstance(f, tuple) or len(f) != len(first) for f in finals):
+                raise ShapeError(
+                    f"{type(self).__name__}: the cells returned final states of different structures"
+                )
+            h_n: Any = tuple(stack(list(parts)) for parts in zip(*finals, strict=True))
+        else:
+            if any(isinstance(f, tuple) for f in finals):
+                raise ShapeError(
+                    f"{type(self).__name__}: the cells returned final states of different structures"
+                )
+            h_n = stack(finals)
+        if not batched:
+            x = x.squeeze(1)
+            h_n = tuple(h.squeeze(1) for h in h_n) if isinstance(h_n, tuple) else h_n.squeeze(1)
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        return x, h_n
+
+    def _extra_options(self) -> str:
+        """', batch_first=True, dropout=0.5, bidirectional=True' (those not at their defaults)."""
+        text = ""
+        if self.batch_first:
+            text += ", batch_first=True"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
+        if self.bidirectional:
+            text += ", bidirectional=True"
+        return text
+
+
+def _keep_finished(mask: np.ndarray, new: State, old: State | None) -> State:
+    """Sequences that have ended (mask False) keep their previous state (zeros before the first step)."""
+    if isinstance(new, tuple):
+        olds = old if old is not None else (0.0,) * len(new)
+        return tuple(where(mask, n, o) for n, o in zip(new, olds, strict=True))
+    return where(mask, new, 0.0 if old is None else old)
+
+
+class _CellDirection:
+    """A cell called once per step on that step's slice of the input."""
+
+    def __init__(self, cell: Module) -> None:
+        self.cell = cell
+
+    @staticmethod
+    def inputs(x: Tensor) -> Sequence[Tensor]:
+        return x.unbind(0)
+
+    def __call__(self, x_t: Tensor, state: State | None) -> State:
+        return self.cell(x_t, state)
+
+
+class Recurrent(RecurrentBase):
+    """Any cell run over time, layers and directions: the generic layer (Keras' RNN(cell), Flax's RNN).
+
+    `cell(layer_input_size, hidden_size, **cell_kwargs)` makes one cell per layer and direction,
+    registered as `cell_l{k}` and `cell_l{k}_reverse` (parameters `cell_l0.weight_ih`, ...). A cell
+    follows torch's convention (protocol.py): `forward(x_t, state=None) -> new_state`, the state a
+    Tensor (N, H) or a tuple of them, None at the first step without hx. forward(x, hx=None,
+    lengths=None) returns output (T, N, dirs·H) and h_n in the cell's state structure, each part
+    (L·dirs, N, H). Steps are recorded under ``<name>.l<k>[r].t<t>``, name defaulting to the cell's
+    class name. An int `rng` in cell_kwargs becomes one Generator shared by all cells (each layer
+    draws its own weights) and by dropout between layers.
+    """
+
+    def __init__(
+        self,
+        cell: Callable[..., Module],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        name: str | None = None,
+        **cell_kwargs: Any,
+    ) -> None:
+        if isinstance(cell, Module) or not callable(cell):
+            raise TypeError(
+                "Recurrent: cell must be a cell class (or a function making a cell), called once per "
+                f"layer and direction; got {'an instance of ' if isinstance(cell, Module) else ''}"
+                f"{type(cell).__name__}"
+            )
+        if name is not None:
+            check_cell_name(name)
+        if "rng" in cell_kwargs:
+            cell_kwargs["rng"] = generator(cell_kwargs["rng"])
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            batch_first,
+            dropout,
+            bidirectional,
+            cell_kwargs.get("rng"),
+            name or "cell",
+        )
+        self.cell = cell
+        for layer in range(self.num_layers):
+            for suffix in self._suffixes(layer):
+                made = cell(self._layer_input_size(layer), self.hidden_size, **cell_kwargs)
+                if not isinstance(made, Module):
+                    raise TypeError(
+                        f"Recurrent: the cell made a {type(made).__name__}, expected an nn.Module"
+                    )
+                setattr(self, f"cell{suffix}", made)
+        self.cell_name = check_cell_name(name or type(self.cell_l0).__name__)
+
+    def _direction(self, layer: int, reverse: bool) -> _CellDirection:
+        return _CellDirection(getattr(self, f"cell_l{layer}{'_reverse' if reverse else ''}"))
+
+    def _step_check(self, layer: int, reverse: bool, batch: int) -> StepCheck:
+        owner = f"Recurrent({self.cell_name})"
+
+        def check(new: State, previous: State | None, t: int) -> None:
+            check_step_state(owner, new, previous, batch, self.hidden_size, layer, reverse, t)
+
+        return check
+
+    def extra_repr(self) -> str:
+        text = f"{self.cell_name}, {self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        return text + self._extra_options()
