@@ -1,0 +1,234 @@
+"""Packed sequences (nn.packing): layout and order as torch's, gradients through packing, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinygrad_rnn as tg
+from tinygrad_rnn.errors import ShapeError
+from tinygrad_rnn.nn.packing import (
+    PackedSequence,
+    pack_padded_sequence,
+    pack_sequence,
+    pad_packed_sequence,
+    pad_sequence,
+    unpack_sequence,
+    unpad_sequence,
+)
+
+# (lengths, trailing feature shape): sorted, unsorted, ties, one sequence, all full, no feature axis
+CASES = [
+    ([4, 3, 1], (2,)),
+    ([2, 4, 3], (2,)),
+    ([2, 3, 2, 3, 2], (3,)),
+    ([5], (2,)),
+    ([3, 3], (2, 2)),
+    ([1, 3, 2], ()),
+]
+CASE_IDS = ["sorted", "unsorted", "ties", "one", "full-2d-features", "no-features"]
+
+
+def padded_input(lengths, features, batch_first, seed=0):
+    steps, batch = max(lengths) + 1, len(lengths)  # one step longer than needed: trailing padding
+    shape = (batch, steps, *features) if batch_first else (steps, batch, *features)
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def is_sorted(lengths):
+    return all(a >= b for a, b in zip(lengths, lengths[1:], strict=False))
+
+
+def torch_or_skip():
+    return pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+@pytest.mark.parametrize(("lengths", "features"), CASES, ids=CASE_IDS)
+def test_pack_and_unpack_equal_torch_values_order_and_gradients(
+    lengths, features, batch_first, enforce_sorted
+):
+    torch = torch_or_skip()
+    rnn_utils = torch.nn.utils.rnn
+    if enforce_sorted and not is_sorted(lengths):
+        with pytest.raises(RuntimeError, match="sorted in decreasing order"):
+            pack_padded_sequence(padded_input(lengths, features, batch_first), lengths, batch_first)
+        return
+    x = padded_input(lengths, features, batch_first)
+    ours_x = tg.Tensor(x, requires_grad=True)
+    their_x = torch.tensor(x, requires_grad=True)
+    ours = pack_padded_sequence(ours_x, lengths, batch_first=batch_first, enforce_sorted=enforce_sorted)
+    theirs = rnn_utils.pack_padded_sequence(
+        their_x, torch.tensor(lengths), batch_first=batch_first, enforce_sorted=enforce_sorted
+    )
+    np.testing.assert_array_equal(ours.data.data, theirs.data.detach().numpy())
+    np.testing.assert_array_equal(ours.batch_sizes, theirs.batch_sizes.numpy())
+    for mine, their in [
+        (ours.sorted_indices, theirs.sorted_indices),
+        (ours.unsorted_indices, theirs.unsorted_indices),
+    ]:
+        assert (mine is None) == (their is None)
+        if mine is not None:
+            np.testing.assert_array_equal(mine, their.numpy())
+    total = max(lengths) + 2
+    padded, out_lengths = pad_packed_sequence(ours, batch_first, padding_value=-0.5, total_length=total)
+    their_padded, their_lengths = rnn_utils.pad_packed_sequence(
+        theirs, batch_first, padding_value=-0.5, total_length=total
+    )
+    np.testing.assert_array_equal(padded.data, their_padded.detach().numpy())
+    np.testing.assert_array_equal(out_lengths, their_lengths.numpy())
+    assert out_lengths.dtype == np.int64
+    G = np.random.default_rng(1).standard_normal(padded.shape)
+    (padded * tg.Tensor(G)).sum().backward()
+    (their_padded * torch.from_numpy(G)).sum().backward()
+    np.testing.assert_allclose(ours_x.grad.data, their_x.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_gradients_through_packing_and_unpacking_match_finite_differences(batch_first):
+    lengths = [2, 4, 3]
+    x = tg.Tensor(padded_input(lengths, (2,), batch_first), requires_grad=True)
+
+    def packed_data(x):
+        return pack_padded_sequence(x, lengths, batch_first, enforce_sorted=False).data.tanh()
+
+    def round_trip(x):
+        packed = pack_padded_sequence(x, lengths, batch_first, enforce_sorted=False)
+        return pad_packed_sequence(packed._replace(data=packed.data * packed.data), batch_first, 1.5)[0]
+
+    assert tg.gradcheck(packed_data, [x])
+    assert tg.gradcheck(round_trip, [x])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, 5), min_size=1, max_size=5),
+    extra=st.integers(0, 2),
+    batch_first=st.booleans(),
+    features=st.sampled_from([(), (1,), (3,), (2, 2)]),
+)
+def test_generated_batches_round_trip_and_equal_torch(lengths, extra, batch_first, features):
+    torch = torch_or_skip()
+    steps = max(lengths) + extra
+    shape = (len(lengths), steps, *features) if batch_first else (steps, len(lengths), *features)
+    x = np.random.default_rng(len(lengths) + steps).standard_normal(shape)
+    packed = pack_padded_sequence(x, lengths, batch_first, enforce_sorted=False)
+    theirs = torch.nn.utils.rnn.pack_padded_sequence(
+        torch.from_numpy(x), lengths, batch_first, enforce_sorted=False
+    )
+    np.testing.assert_array_equal(packed.data.data, theirs.data.numpy())
+    np.testing.assert_array_equal(packed.sorted_indices, theirs.sorted_indices.numpy())
+    padded, out_lengths = pad_packed_sequence(packed, batch_first, total_length=steps)
+    np.testing.assert_array_equal(out_lengths, lengths)
+    valid = np.arange(steps)[:, None] < np.array(lengths)[None, :]  # (T, N)
+    mask = valid.T if batch_first else valid
+    mask = mask.reshape(mask.shape + (1,) * len(features))
+    np.testing.assert_array_equal(padded.data, np.where(mask, x, 0.0))
+    for b, sequence in enumerate(unpack_sequence(packed)):
+        np.testing.assert_array_equal(
+            sequence.data, x[b, : lengths[b]] if batch_first else x[: lengths[b], b]
+        )
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_pad_sequence_equals_torch_with_gradients(batch_first, padding_side):
+    torch = torch_or_skip()
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((n, 2, 3)) for n in (2, 4, 1)]
+    ours = [tg.Tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    out = pad_sequence(ours, batch_first, padding_value=7.0, padding_side=padding_side)
+    their_out = torch.nn.utils.rnn.pad_sequence(theirs, batch_first, 7.0, padding_side)
+    np.testing.assert_array_equal(out.data, their_out.detach().numpy())
+    G = rng.standard_normal(out.shape)
+    (out * tg.Tensor(G)).sum().backward()
+    (their_out * torch.from_numpy(G)).sum().backward()
+    for mine, their in zip(ours, theirs, strict=True):
+        np.testing.assert_array_equal(mine.grad.data, their.grad.numpy())
+
+
+@pytest.mark.parametrize("enforce_sorted", [True, False])
+def test_pack_sequence_equals_torch_and_unpacks_to_the_sequences(enforce_sorted):
+    torch = torch_or_skip()
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((n, 3)) for n in ((4, 2, 2, 1) if enforce_sorted else (2, 4, 1, 2))]
+    ours = pack_sequence(arrays, enforce_sorted=enforce_sorted)
+    theirs = torch.nn.utils.rnn.pack_sequence([torch.from_numpy(a) for a in arrays], enforce_sorted)
+    np.testing.assert_array_equal(ours.data.data, theirs.data.numpy())
+    np.testing.assert_array_equal(ours.batch_sizes, theirs.batch_sizes.numpy())
+    for mine, array in zip(unpack_sequence(ours), arrays, strict=True):
+        np.testing.assert_array_equal(mine.data, array)
+    padded = pad_sequence(arrays, batch_first=True)
+    for mine, array in zip(
+        unpad_sequence(padded, [len(a) for a in arrays], batch_first=True), arrays, strict=True
+    ):
+        np.testing.assert_array_equal(mine.data, array)
+
+
+def test_packed_sequence_is_a_named_tuple_with_read_only_indices():
+    packed = pack_sequence([np.ones((1, 2)), np.ones((3, 2))], enforce_sorted=False)
+    data, batch_sizes, sorted_indices, unsorted_indices = packed
+    assert data is packed.data and data.shape == (4, 2)
+    np.testing.assert_array_equal(batch_sizes, [2, 1, 1])
+    np.testing.assert_array_equal(sorted_indices, [1, 0])
+    np.testing.assert_array_equal(unsorted_indices, [1, 0])
+    np.testing.assert_array_equal(packed.lengths, [1, 3])
+    with pytest.raises(ValueError, match="read-only"):
+        packed.batch_sizes[0] = 5
+    assert packed.float().data.dtype == np.float32 and packed.double().data.dtype == np.float64
+    rebuilt = PackedSequence(packed.data, [2, 1, 1], [1, 0])  # unsorted_indices from sorted_indices
+    np.testing.assert_array_equal(rebuilt.unsorted_indices, [1, 0])
+
+
+def test_lengths_given_as_tensor_array_or_whole_floats():
+    x = padded_input([3, 2], (1,), False)
+    expected = pack_padded_sequence(x, [3, 2]).data.data
+    for lengths in (np.array([3, 2]), np.array([3.0, 2.0]), tg.Tensor(np.array([3.0, 2.0])), (3, 2)):
+        np.testing.assert_array_equal(pack_padded_sequence(x, lengths).data.data, expected)
+
+
+def test_errors_are_torch_s_kinds_and_name_the_problem():
+    x = padded_input([3, 2], (2,), False)  # T = 4, N = 2
+    cases = [
+        (
+            lambda: pack_padded_sequence(x, [2, 3]),
+            RuntimeError,
+            r"sorted in decreasing order .* got \[2, 3\]",
+        ),
+        (lambda: pack_padded_sequence(x, [3, 0]), RuntimeError, r"at least 1, got lengths \[3, 0\]"),
+        (lambda: pack_padded_sequence(x, [3, -1], enforce_sorted=False), RuntimeError, "at least 1"),
+        (lambda: pack_padded_sequence(x, [3, 2, 1]), RuntimeError, r"expected 2 lengths .* got 3"),
+        (lambda: pack_padded_sequence(x, [5, 2]), RuntimeError, r"exceed the padded length T = 4"),
+        (lambda: pack_padded_sequence(x, [[3, 2]]), RuntimeError, r"1-D .* got shape \(1, 2\)"),
+        (lambda: pack_padded_sequence(np.zeros((3, 0, 2)), []), RuntimeError, "N = 0"),
+        (lambda: pack_padded_sequence(np.zeros(3), [3]), RuntimeError, r"\(T, N, \*\), got \(3,\)"),
+        (lambda: pack_padded_sequence(x, [2.5, 2]), TypeError, r"lengths must be integers, got \[2.5, 2.0\]"),
+        (lambda: pack_padded_sequence([[1.0]], [1]), TypeError, "expected a Tensor or ndarray, got list"),
+        (lambda: pack_sequence([np.ones((2, 3)), np.ones((0, 3))]), RuntimeError, "at least 1"),
+        (lambda: pad_sequence([]), RuntimeError, "non-empty list"),
+        (
+            lambda: pad_sequence([np.ones((2, 3)), np.ones((2, 4))]),
+            RuntimeError,
+            r"sequence 1 has shape \(2, 4\)",
+        ),
+        (lambda: pad_sequence([np.ones(2)], padding_side="up"), ValueError, "'left' or 'right', got 'up'"),
+        (lambda: pad_packed_sequence(x), TypeError, "expected a PackedSequence, got ndarray"),
+        (
+            lambda: PackedSequence(tg.Tensor(np.ones((4, 2))), [2, 1]),
+            RuntimeError,
+            "sum to 3, but data has 4",
+        ),
+        (lambda: PackedSequence(tg.Tensor(np.ones((3, 2))), [1, 2]), ValueError, "non-increasing"),
+        (lambda: PackedSequence(tg.Tensor(np.ones((3, 2))), [2, 1], [0, 0]), ValueError, "permutation"),
+    ]
+    for make, kind, message in cases:
+        with pytest.raises(kind, match=message):
+            make()
+    packed = pack_padded_sequence(x, [3, 2])
+    with pytest.raises(
+        ValueError, match=r"at least the length of the longest sequence \(3\), got total_length=2"
+    ):
+        pad_packed_sequence(packed, total_length=2)
+    assert issubclass(ShapeError, RuntimeError) and issubclass(ShapeError, ValueError)
