@@ -266,7 +266,7 @@ def test_shape_op_errors() -> None:
     with pytest.raises(IndexError, match="getitem"):
         t[5]
     with pytest.raises(TypeError, match="pow: the exponent"):
-        t ** tg.ones(1)
+        t ** "2"
 
 
 def test_changing_saved_values_before_backward_is_refused() -> None:

@@ -83,7 +83,11 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None, *, weight_
 
 
 def _same_dtype(op: str, first: Tensor, others: tuple[Any, ...]) -> list[Tensor]:
-    return [first] + [first._operand(t, op) for t in others]
+    """All operands in one dtype, promoted as the arithmetic operators do (a float Tensor among them
+    sets it)."""
+    values = (first, *others)
+    reference = next((t for t in values if isinstance(t, Tensor) and t.dtype.kind == "f"), first)
+    return [reference._operands(t, op)[1] for t in values]
 
 
 def addcmul(input: Tensor, tensor1: Any, tensor2: Any) -> Tensor:
@@ -108,4 +112,4 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError("where: at least one of a and b must be a Tensor")
     first = a if isinstance(a, Tensor) else b
-    return ops.Where.apply(first._operand(a, "where"), first._operand(b, "where"), cond=cond)
+    return ops.Where.apply(*_same_dtype("where", first, (a, b))[1:], cond=cond)

@@ -95,7 +95,7 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """y = x^p for a constant p; dy/dx = p x^(p-1)."""
+    """y = x^p for a constant p; dy/dx = p x^(p-1), and 0 for p = 0 (also at x = 0, as torch)."""
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -107,10 +107,42 @@ class Pow(Function):
     def backward(ctx, grad):
         (x,) = ctx.saved
         p = ctx.exponent
+        if p == 0:
+            return (np.zeros_like(grad),)
         return (grad * (p * x ** (p - 1)),)
 
 
+class PowTensor(Function):
+    """y = a^b, both tensors (broadcast, as torch.pow): da = g·b·a^(b−1) (0 where b = 0) and
+    db = g·y·log a (0 where a = 0 and b ≥ 0, the limit of a^b·log a); a negative a gives nan, as torch."""
+
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.power(a, b)
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, y = ctx.saved
+        da = db = None
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if ctx.needs_input_grad[0]:
+                da = unbroadcast(
+                    np.where(b == 0, 0, grad * b * np.power(a, b - 1)).astype(grad.dtype), a.shape
+                )
+            if ctx.needs_input_grad[1]:
+                zero = (a == 0) & (b >= 0)
+                db = unbroadcast(np.where(zero, 0, grad * y * np.log(a)).astype(grad.dtype), b.shape)
+        return da, db
+
+
 class Exp(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -136,6 +168,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x):
         y = np.sqrt(x)
@@ -149,6 +183,8 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -172,6 +208,8 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x):
         y = stable_sigmoid(x)
@@ -232,8 +270,7 @@ def _winner_takes_grad(
     grad: np.ndarray, a: np.ndarray, b: np.ndarray, a_wins: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The gradients of max/min: the chosen operand takes it, a tie splits it in half (as torch)."""
-    share_a = a_wins.astype(grad.dtype)
-    share_a[a == b] = 0.5
+    share_a = np.where(a == b, 0.5, a_wins).astype(grad.dtype, copy=False)
     return unbroadcast(grad * share_a, a.shape), unbroadcast(grad * (1 - share_a), b.shape)
 
 
@@ -273,8 +310,10 @@ class Addcmul(Function):
         ctx.save_for_backward(a, b)
         ctx.shape = c.shape
         out = a * b
-        out += c
-        return out
+        if out.shape == c.shape:
+            out += c
+            return out
+        return out + c  # all three broadcast together, as torch
 
     @staticmethod
     def backward(ctx, grad):
@@ -311,10 +350,12 @@ class Lerp(Function):
 
 
 class Where(Function):
-    """y = a where cond else b; the gradient goes to the branch that was taken."""
+    """y = a where cond else b; the gradient goes to the branch that was taken. The condition is
+    copied: the caller may refill its mask before backward."""
 
     @staticmethod
     def forward(ctx, a, b, cond):
+        cond = np.array(cond, dtype=bool)
         ctx.save_for_backward(cond)
         ctx.shapes = (a.shape, b.shape)
         return np.where(cond, a, b)
@@ -382,42 +423,37 @@ class Mean(Function):
         return (_expand_reduced(grad / grad.dtype.type(reduced_count(shape, axis)), *ctx.args),)
 
 
-def _move_reduced_last(x: np.ndarray, axis: Any) -> tuple[np.ndarray, tuple[int, ...]]:
-    """Transpose the reduced axes to the end and flatten them into one; return it and the order."""
-    axes = tuple(range(x.ndim)) if axis is None else ((axis,) if isinstance(axis, int) else tuple(axis))
-    axes = tuple(a % x.ndim for a in axes) if x.ndim else ()
-    kept = tuple(a for a in range(x.ndim) if a not in axes)
-    order = kept + axes
-    moved = np.transpose(x, order)
-    return moved.reshape(moved.shape[: len(kept)] + (-1,)), order
-
-
 class Max(Function):
-    """Max over axes; the gradient goes to the (first) arg-max of each reduced slice."""
+    """Max over axes (as torch.amax); the gradient of each reduced slice is split evenly among its
+    tied maxima (y = max x, dx_i = g·[x_i = y] / #{j: x_j = y}). `min` follows, as −max(−x)."""
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
-        flat, order = _move_reduced_last(x, axis)
-        arg = np.argmax(flat, axis=-1)
-        ctx.args = (x.shape, axis, keepdims, flat.shape, order, arg)
-        return np.max(x, axis=axis, keepdims=keepdims)
+        y = np.max(x, axis=axis, keepdims=True)
+        winners = x == y
+        ctx.save_for_backward(winners, np.sum(winners, axis=axis, keepdims=True).astype(x.dtype))
+        ctx.args = (axis, keepdims)
+        if keepdims:
+            return y
+        return y.reshape(()) if axis is None else np.squeeze(y, axis=axis)
 
     @staticmethod
     def backward(ctx, grad):
-        shape, axis, keepdims, flat_shape, order, arg = ctx.args
-        kept_shape = flat_shape[:-1]
-        flat_grad = np.zeros(flat_shape, dtype=grad.dtype)
-        np.put_along_axis(flat_grad, arg[..., None], grad.reshape(kept_shape + (1,)), axis=-1)
-        moved_shape = tuple(shape[a] for a in order)
-        return (np.transpose(flat_grad.reshape(moved_shape), np.argsort(order)),)
+        winners, count = ctx.saved
+        axis, keepdims = ctx.args
+        if not keepdims:
+            grad = grad.reshape(count.shape)
+        return (winners * (grad / count),)
 
 
 class Softmax(Function):
     """y = exp(x − max x) / Σ exp(x − max x); dx = y ⊙ (g − Σ g ⊙ y)."""
 
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x, axis):
-        shifted = np.exp(x - np.max(x, axis=axis, keepdims=True))
+        shifted = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
         y = shifted / np.sum(shifted, axis=axis, keepdims=True)
         ctx.save_for_backward(y)
         ctx.axis = axis
@@ -432,10 +468,12 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """y = x − max x − log Σ exp(x − max x) (never overflows); dx = g − softmax(x) Σ g."""
 
+    saves_output = True
+
     @staticmethod
     def forward(ctx, x, axis):
-        shifted = x - np.max(x, axis=axis, keepdims=True)
-        y = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        shifted = x - np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+        y = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True)) if x.size else shifted
         ctx.save_for_backward(y)
         ctx.axis = axis
         return y
@@ -525,6 +563,8 @@ class Linear(Function):
 
 
 class Reshape(Function):
+    view = True
+
     @staticmethod
     def forward(ctx, x, shape):
         ctx.shape = x.shape
@@ -538,6 +578,8 @@ class Reshape(Function):
 class Contiguous(Function):
     """A C-ordered copy (when the input is not one already): BLAS is fastest on it."""
 
+    view = True
+
     @staticmethod
     def forward(ctx, x):
         return np.ascontiguousarray(x)
@@ -548,6 +590,8 @@ class Contiguous(Function):
 
 
 class Permute(Function):
+    view = True
+
     @staticmethod
     def forward(ctx, x, axes):
         ctx.axes = axes
@@ -556,6 +600,10 @@ class Permute(Function):
     @staticmethod
     def backward(ctx, grad):
         return (np.transpose(grad, np.argsort(ctx.axes)),)
+
+
+def _as_tuple(index: Any) -> tuple:
+    return index if isinstance(index, tuple) else (index,)
 
 
 def is_basic_index(index: Any) -> bool:
@@ -573,9 +621,15 @@ def is_basic_index(index: Any) -> bool:
 class GetItem(Function):
     """y = x[index]; the gradient is scattered back, summing over repeated integer indices."""
 
+    view = True
+
     @staticmethod
     def forward(ctx, x, index):
-        ctx.args = (x.shape, index, is_basic_index(index))
+        basic = is_basic_index(index)
+        if not basic:  # index arrays are copied: the caller may refill them before backward
+            items = tuple(np.array(i) if isinstance(i, np.ndarray | list) else i for i in _as_tuple(index))
+            index = items if isinstance(index, tuple) else items[0]
+        ctx.args = (x.shape, index, basic)
         return x[index]
 
     @staticmethod
@@ -618,6 +672,8 @@ class Split(Function):
 
     multi_output = True
 
+    view = True
+
     @staticmethod
     def forward(ctx, x, sizes, axis):
         ctx.args = (x.shape, sizes, axis)
@@ -636,6 +692,8 @@ class Unbind(Function):
     """The slices x[i] along an axis, as views (a sequence's time steps); backward is one stack."""
 
     multi_output = True
+
+    view = True
 
     @staticmethod
     def forward(ctx, x, axis):

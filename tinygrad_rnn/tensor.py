@@ -27,12 +27,21 @@ class Function:
     """Base of every differentiable op: `forward(ctx, *arrays, **options)` and `backward(ctx, *grads)`.
 
     `forward` receives the inputs' ndarrays and returns an ndarray (or a tuple of them when the
-    class sets `multi_output`); `backward` receives one gradient per output and returns a tuple
-    with one gradient (or None) per input, each of the input's exact shape.
+    class sets `multi_output`); a numpy scalar (what numpy gives for ops on 0-d arrays) is turned
+    into a 0-d ndarray here. `backward` receives one gradient per output and returns a tuple with
+    one gradient (or None) per input, each of the input's exact shape and dtype (the engine checks).
+
+    A class that sets `view` may return a view of its first input (reshape, permute, basic
+    indexing, split, ...): when it does, the output shares the input's version counter, so that
+    changing either in place is seen by the ops that saved the other (as torch's views). A class
+    that saves its output (tanh, exp, ...) sets `saves_output`, so that backward refuses an output
+    changed in place through a view or a detached copy.
     """
 
     __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "versions", "__dict__")
     multi_output = False
+    view = False
+    saves_output = False  # set by ops that save their own output: backward checks its version too
     retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
     freed = False  # set by a backward without retain_graph
 
@@ -47,6 +56,13 @@ class Function:
         except (ValueError, IndexError, TypeError) as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise type(error)(f"{cls.__name__.lower()}: {error} (input shapes: {shapes})") from error
+        if cls.multi_output:
+            out = [o if type(o) is np.ndarray else np.asarray(o) for o in out]
+        elif type(out) is not np.ndarray:
+            out = np.asarray(out)
+        version = (
+            _shared_version(inputs[0], out[0] if cls.multi_output and out else out) if cls.view else None
+        )
         record = False
         if grad_enabled.get():
             nodes = tuple([t.node for t in inputs])
@@ -56,14 +72,17 @@ class Function:
             ctx.parents = nodes
             ctx.needs_input_grad = needs
             ctx.sequence = next(_creation_order)
-            ctx.versions = tuple([n.version for n in nodes])
+            ctx.versions = tuple([n.counter[0] for n in nodes])
         else:
             ctx = None
         scope = current_scope.get()
         make = Tensor._make
         if cls.multi_output:
-            return tuple([make(o, record, ctx, i, scope) for i, o in enumerate(out)])
-        return make(out, record, ctx, 0, scope)
+            return tuple([make(o, record, ctx, i, scope, version) for i, o in enumerate(out)])
+        result = make(out, record, ctx, 0, scope, version)
+        if record and cls.saves_output:
+            ctx.output_counter = result.node.counter
+        return result
 
     @staticmethod
     def forward(ctx: Function, *arrays: np.ndarray, **options: Any) -> Any:
@@ -72,6 +91,15 @@ class Function:
     @staticmethod
     def backward(ctx: Function, *grads: np.ndarray) -> tuple[np.ndarray | None, ...]:
         raise NotImplementedError
+
+
+def _shared_version(source: Tensor, out: Any) -> list[int] | None:
+    """The version counter of `source` when `out` is a view of its values (numpy gives every view
+    the array owning the memory as its `base`), else None: a copy gets a counter of its own."""
+    if type(out) is not np.ndarray or out.base is None:
+        return None
+    data = source.data
+    return source.node.counter if out.base is (data if data.base is None else data.base) else None
 
 
 def _as_dtype(dtype: Any) -> np.dtype | None:
@@ -112,7 +140,7 @@ class Node:
 
     __slots__ = (
         "_ctx", "_index", "shape", "dtype", "requires_grad", "grad", "name", "scope", "detached", "value",
-        "version",
+        "counter",
     )  # fmt: skip
 
     def __init__(
@@ -122,6 +150,7 @@ class Node:
         data: np.ndarray,
         requires_grad: bool,
         scope: str | None,
+        counter: list[int] | None = None,
     ) -> None:
         self._ctx = ctx
         self._index = index
@@ -132,7 +161,9 @@ class Node:
         self.name: str | None = None
         self.scope = scope
         self.detached = False
-        self.version = 0  # bumped by in-place changes of the values (Tensor.data_changed)
+        # [version], bumped by in-place changes of the values (Tensor.data_changed); one list shared
+        # by a tensor, its views and its detached copies, which share its memory
+        self.counter = [0] if counter is None else counter
         # a leaf's one number (a constant like the 1 in 1 - z) stays readable for pictures
         self.value = data if ctx is None and data.size == 1 else None
 
@@ -154,6 +185,10 @@ class Node:
     @property
     def is_leaf(self) -> bool:
         return self._ctx is None
+
+    @property
+    def version(self) -> int:
+        return self.counter[0]
 
     @property
     def ndim(self) -> int:
@@ -206,11 +241,17 @@ class Tensor:
 
     @classmethod
     def _make(
-        cls, data: np.ndarray, requires_grad: bool, ctx: Function | None, index: int, scope: str | None
+        cls,
+        data: np.ndarray,
+        requires_grad: bool,
+        ctx: Function | None,
+        index: int,
+        scope: str | None,
+        counter: list[int] | None = None,
     ) -> Tensor:
         t = object.__new__(cls)
         t.data = data
-        t.node = Node(ctx, index, data, requires_grad, scope)
+        t.node = Node(ctx, index, data, requires_grad, scope, counter)
         return t
 
     # --- what the graph looks like (read by viz and reports) -------------------------------------
@@ -345,8 +386,9 @@ class Tensor:
         return bool(self.data)
 
     def detach(self) -> Tensor:
-        """The same values, cut from the graph: no gradient flows back through the result."""
-        t = Tensor._make(self.data, False, None, 0, self.scope)
+        """The same values (the same memory and version counter, as torch), cut from the graph: no
+        gradient flows back through the result."""
+        t = Tensor._make(self.data, False, None, 0, self.scope, self.node.counter)
         t.node.name = self.name
         t.node.detached = self._ctx is not None or self.requires_grad
         return t
@@ -368,13 +410,14 @@ class Tensor:
 
     @property
     def version(self) -> int:
-        """How many times the values were changed in place (as torch's `_version`)."""
-        return self.node.version
+        """How many times the values were changed in place (as torch's `_version`), counted together
+        with the tensors whose memory this one shares (its base, views, detached copies)."""
+        return self.node.counter[0]
 
     def data_changed(self) -> None:
         """Declare that `data` was changed in place (optimizers, load_state_dict and item assignment do
         it): a pending backward that saved these values then raises instead of using the new ones."""
-        self.node.version += 1
+        self.node.counter[0] += 1
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if self.requires_grad:
@@ -388,67 +431,106 @@ class Tensor:
 
     # --- arithmetic ------------------------------------------------------------------------------
 
-    def _operand(self, other: Any, op: str) -> Tensor:
-        """`other` as a Tensor of this tensor's dtype: scalars and arrays are cast; mixing float32 and
-        float64 Tensors is an error (no silent up-casting)."""
+    def _operands(self, other: Any, op: str) -> tuple[Tensor, Tensor]:
+        """This tensor and `other` (a Tensor, ndarray or scalar) in one dtype, torch's promotion: a float
+        wins over an integer or bool (a Python float with an integer tensor gives float32), a scalar
+        or an array never changes a float tensor's dtype; mixing float32 and float64 Tensors is an
+        error (no silent up-casting)."""
         if isinstance(other, Tensor):
-            if other.data.dtype is self.data.dtype:  # the common case, first and cheap
-                return other
-            if other.dtype != self.dtype and other.dtype.kind == "f" and self.dtype.kind == "f":
+            mine, theirs = self.data.dtype, other.data.dtype
+            if theirs is mine:  # the common case, first and cheap
+                return self, other
+            if mine.kind == "f" and theirs.kind == "f" and mine != theirs:
                 raise TypeError(
-                    f"{op}: dtype mismatch, {self.dtype} and {other.dtype}; convert one explicitly "
+                    f"{op}: dtype mismatch, {mine} and {theirs}; convert one explicitly "
                     "(.float() or .double())"
                 )
-            if other.dtype.kind != "f" and self.dtype.kind == "f":
-                return Tensor._make(other.data.astype(self.dtype), False, None, 0, None)
-            return other
-        if isinstance(other, np.ndarray | float | int | bool | np.number | np.bool_):
-            dtype = self.dtype if self.dtype.kind == "f" else None
-            return Tensor._make(np.asarray(other, dtype=dtype), False, None, 0, None)
-        raise TypeError(f"{op}: unsupported operand of type {type(other).__name__}")
+            if mine.kind == "f" and theirs.kind != "f":
+                return self, _constant(other.data, mine)
+            if theirs.kind == "f" and mine.kind != "f":
+                return _constant(self.data, theirs), other
+            return self, other
+        if not isinstance(other, np.ndarray | float | int | bool | np.number | np.bool_):
+            raise TypeError(f"{op}: unsupported operand of type {type(other).__name__}")
+        mine = self.data.dtype
+        if mine.kind == "f":
+            return self, _constant(other, mine)
+        value = np.asarray(other)
+        if value.dtype.kind == "f":
+            dtype = value.dtype if isinstance(other, np.ndarray) else DEFAULT_FLOAT
+            return _constant(self.data, dtype), _constant(value, dtype)
+        if value.dtype.kind in "iu" and mine.kind in "iu" and not isinstance(other, np.ndarray):
+            return self, _constant(value, mine)  # a Python int keeps the tensor's integer type
+        return self, _constant(value, None)
+
+    def _operand(self, other: Any, op: str) -> Tensor:
+        """`other` as a Tensor of this (float) tensor's dtype; see `_operands`."""
+        return self._operands(other, op)[1]
 
     def __add__(self, other: Any) -> Tensor:
-        return ops.Add.apply(self, self._operand(other, "add"))
+        return ops.Add.apply(*self._operands(other, "add"))
 
     def __radd__(self, other: Any) -> Tensor:
-        return ops.Add.apply(self._operand(other, "add"), self)
+        a, b = self._operands(other, "add")
+        return ops.Add.apply(b, a)
 
     def __sub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(self, self._operand(other, "sub"))
+        return ops.Sub.apply(*self._operands(other, "sub"))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(self._operand(other, "sub"), self)
+        a, b = self._operands(other, "sub")
+        return ops.Sub.apply(b, a)
 
     def __mul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(self, self._operand(other, "mul"))
+        return ops.Mul.apply(*self._operands(other, "mul"))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(self._operand(other, "mul"), self)
+        a, b = self._operands(other, "mul")
+        return ops.Mul.apply(b, a)
 
     def __truediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(self, self._operand(other, "div"))
+        a, b = self._operands(other, "div")
+        if a.dtype.kind != "f":  # true division of integers gives floats (torch's default float)
+            a, b = a.to(DEFAULT_FLOAT), b.to(DEFAULT_FLOAT)
+        return ops.Div.apply(a, b)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(self._operand(other, "div"), self)
+        a, b = self._operands(other, "div")
+        if a.dtype.kind != "f":
+            a, b = a.to(DEFAULT_FLOAT), b.to(DEFAULT_FLOAT)
+        return ops.Div.apply(b, a)
 
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
 
     def __pow__(self, exponent: Any) -> Tensor:
-        if isinstance(exponent, Tensor) or not isinstance(exponent, int | float | np.number):
+        """self ** exponent: a scalar exponent (a constant, the fast path) or a Tensor or array that
+        broadcasts against self (both receive a gradient, as torch.pow)."""
+        if isinstance(exponent, Tensor | np.ndarray):
+            return ops.PowTensor.apply(*self._operands(exponent, "pow"))
+        if isinstance(exponent, bool | np.bool_) or not isinstance(exponent, int | float | np.number):
             raise TypeError(
-                f"pow: the exponent must be a Python or numpy scalar, got {type(exponent).__name__}"
+                f"pow: the exponent must be a number, a Tensor or an array, got {type(exponent).__name__}"
             )
-        return ops.Pow.apply(self, exponent=float(exponent) if not isinstance(exponent, int) else exponent)
+        if self.dtype.kind != "f" and not isinstance(exponent, int | np.integer):
+            return self.to(DEFAULT_FLOAT) ** exponent
+        return ops.Pow.apply(
+            self, exponent=int(exponent) if isinstance(exponent, int | np.integer) else float(exponent)
+        )
+
+    def __rpow__(self, base: Any) -> Tensor:
+        a, b = self._operands(base, "pow")
+        return ops.PowTensor.apply(b, a)
 
     def __matmul__(self, other: Any) -> Tensor:
         return self.matmul(other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.MatMul.apply(self._operand(other, "matmul"), self)
+        a, b = self._operands(other, "matmul")
+        return ops.MatMul.apply(b, a)
 
     def matmul(self, other: Any) -> Tensor:
-        return ops.MatMul.apply(self, self._operand(other, "matmul"))
+        return ops.MatMul.apply(*self._operands(other, "matmul"))
 
     def addcmul(self, tensor1: Any, tensor2: Any) -> Tensor:
         """self + tensor1 ⊙ tensor2 in one op (torch.addcmul)."""
@@ -473,21 +555,30 @@ class Tensor:
     def neg(self) -> Tensor:
         return ops.Neg.apply(self)
 
-    def pow(self, exponent: float) -> Tensor:
+    def pow(self, exponent: Any) -> Tensor:
         return self**exponent
 
-    # comparisons give boolean tensors outside the graph (masks for where)
+    # comparisons give boolean tensors outside the graph (masks for where); == and != too, as torch,
+    # so a Tensor hashes by identity (a dict key or set member is the object, not its values)
+    __hash__ = object.__hash__
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return Tensor._make(np.asarray(self.data == _raw(other)), False, None, 0, None)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return Tensor._make(np.asarray(self.data != _raw(other)), False, None, 0, None)
+
     def __lt__(self, other: Any) -> Tensor:
-        return Tensor._make(self.data < _raw(other), False, None, 0, None)
+        return Tensor._make(np.asarray(self.data < _raw(other)), False, None, 0, None)
 
     def __le__(self, other: Any) -> Tensor:
-        return Tensor._make(self.data <= _raw(other), False, None, 0, None)
+        return Tensor._make(np.asarray(self.data <= _raw(other)), False, None, 0, None)
 
     def __gt__(self, other: Any) -> Tensor:
-        return Tensor._make(self.data > _raw(other), False, None, 0, None)
+        return Tensor._make(np.asarray(self.data > _raw(other)), False, None, 0, None)
 
     def __ge__(self, other: Any) -> Tensor:
-        return Tensor._make(self.data >= _raw(other), False, None, 0, None)
+        return Tensor._make(np.asarray(self.data >= _raw(other)), False, None, 0, None)
 
     # --- elementwise functions -------------------------------------------------------------------
 
@@ -520,10 +611,10 @@ class Tensor:
     clamp = clip
 
     def maximum(self, other: Any) -> Tensor:
-        return ops.Maximum.apply(self, self._operand(other, "maximum"))
+        return ops.Maximum.apply(*self._operands(other, "maximum"))
 
     def minimum(self, other: Any) -> Tensor:
-        return ops.Minimum.apply(self, self._operand(other, "minimum"))
+        return ops.Minimum.apply(*self._operands(other, "minimum"))
 
     def to(self, dtype: Any) -> Tensor:
         """This tensor in another dtype (differentiable; the gradient is cast back)."""
@@ -662,9 +753,13 @@ class Tensor:
 
     def unsqueeze(self, axis: int | None = None, *, dim: int | None = None) -> Tensor:
         axis = axis if dim is None else dim
-        if not isinstance(axis, int) or not -self.ndim - 1 <= axis <= self.ndim:
+        if (
+            not isinstance(axis, int | np.integer)
+            or isinstance(axis, bool | np.bool_)
+            or not -self.ndim - 1 <= axis <= self.ndim
+        ):
             raise ValueError(f"unsqueeze: axis {axis!r} is out of range for a tensor of shape {self.shape}")
-        axis %= self.ndim + 1
+        axis = int(axis) % (self.ndim + 1)
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def __getitem__(self, index: Any) -> Tensor:
@@ -680,7 +775,8 @@ class Tensor:
             step = int(split_size_or_sections)
             if step <= 0:
                 raise ValueError(f"split: split_size must be positive, got {step}")
-            sizes = tuple([min(step, length - start) for start in range(0, length, step)])
+            # an empty axis gives one empty piece, as torch
+            sizes = tuple([min(step, length - start) for start in range(0, length, step)]) or (0,)
         else:
             sizes = tuple([int(n) for n in split_size_or_sections])
             if sum(sizes) != length:
@@ -720,6 +816,13 @@ class Tensor:
 
 def _raw(value: Any) -> Any:
     return value.data if isinstance(value, Tensor) else value
+
+
+def _constant(value: Any, dtype: np.dtype | None) -> Tensor:
+    """A constant operand: an ndarray is copied (an op may keep it for backward, and the caller may
+    refill it), a scalar becomes a 0-d array."""
+    array = np.array(value, dtype=dtype) if isinstance(value, np.ndarray) else np.asarray(value, dtype=dtype)
+    return Tensor._make(array, False, None, 0, None)
 
 
 def _reshaped(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
@@ -800,10 +903,30 @@ def _add_grad(sums: dict[Any, Any], owned: set[Any], key: Any, g: Any) -> None:
         current.lefts += g.lefts
         current.rights += g.rights
     elif key in owned:
-        current += _value(g)
+        current += _value(g)  # a 0-d ndarray too is changed in place (a numpy scalar would not be)
     else:
-        sums[key] = _value(current) + _value(g)
+        total = _value(current) + _value(g)
+        sums[key] = total if type(total) is np.ndarray else np.asarray(total)
         owned.add(key)
+
+
+def _checked_grad(ctx: Function, i: int, parent: Node, g: Any) -> Any:
+    """The gradient a backward returned for input i, if it has the input's shape and dtype (a numpy
+    scalar becomes a 0-d ndarray); else an error naming the op and the input."""
+    if type(g) is DeferredProduct:
+        shape = (g.lefts[0].shape[1], g.rights[0].shape[1])
+        dtype = np.result_type(g.lefts[0], g.rights[0])
+    else:
+        g = np.asarray(g)
+        shape, dtype = g.shape, g.dtype
+    if shape != parent.shape or dtype != parent.dtype:
+        named = f" ({parent.name!r})" if parent.name else ""
+        raise RuntimeError(
+            f"backward: {type(ctx).__name__}.backward returned a gradient of shape {shape} and dtype "
+            f"{dtype} for input {i}{named}, expected the input's shape {parent.shape} and dtype "
+            f"{parent.dtype}"
+        )
+    return g
 
 
 def _modified_error(ctx: Function) -> RuntimeError:
@@ -812,6 +935,8 @@ def _modified_error(ctx: Function) -> RuntimeError:
         for i, (n, v) in enumerate(zip(ctx.parents, ctx.versions, strict=True))
         if n.version != v
     ]
+    if ctx.saves_output and ctx.output_counter[0]:
+        changed.append("the output (through a view or a detached copy)")
     return RuntimeError(
         f"backward: {', '.join(changed)} of {type(ctx).__name__} "
         f"{'was' if len(changed) == 1 else 'were'} changed in place after the forward "
@@ -861,7 +986,9 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
         else:
             g = sums.pop(key)
             grads_out = [g.value() if type(g) is DeferredProduct else g]
-        if ctx.versions != tuple([n.version for n in ctx.parents]):
+        if ctx.versions != tuple([n.counter[0] for n in ctx.parents]) or (
+            ctx.saves_output and ctx.output_counter[0]
+        ):
             raise _modified_error(ctx)
         if ctx.retained is not None:
             for t in ctx.retained:
@@ -871,9 +998,16 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
         if not retain_graph:
             ctx.saved = None
             ctx.freed = True
-        for parent, g in zip(ctx.parents, grads, strict=True):
+        if len(grads) != len(ctx.parents):
+            raise RuntimeError(
+                f"backward: {type(ctx).__name__}.backward returned {len(grads)} gradients for "
+                f"{len(ctx.parents)} inputs"
+            )
+        for i, (parent, g) in enumerate(zip(ctx.parents, grads, strict=True)):
             if g is None or not parent.requires_grad:
                 continue
+            if type(g) is not np.ndarray or g.shape != parent.shape or g.dtype != parent.dtype:
+                g = _checked_grad(ctx, i, parent, g)
             parent_ctx = parent._ctx
             if parent_ctx is None:
                 key = id(parent)

@@ -8,7 +8,7 @@ from ..factories import generator
 from ..functions import linear
 from ..tensor import Tensor
 from .init import float_dtype, uniform
-from .module import Module
+from .module import Module, as_input
 
 
 class Linear(Module):
@@ -32,6 +32,7 @@ class Linear(Module):
         self.bias = uniform(rng, bound, (out_features,), dtype) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = as_input(x, self.weight.dtype)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(
                 f"Linear: expected input with last dimension {self.in_features} (in_features), "

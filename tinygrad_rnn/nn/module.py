@@ -10,6 +10,17 @@ import numpy as np
 from ..tensor import FLOAT_DTYPES, Tensor, _as_dtype
 
 
+def as_input(value: Any, dtype: np.dtype) -> Tensor:
+    """A layer's input as a Tensor: a Tensor or an ndarray keeps its dtype (a mismatch is then
+    reported by the layer); Python numbers and lists of them take the layer's float `dtype`, as a
+    Python scalar never changes a tensor's dtype."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return Tensor(value)
+    return Tensor(value, dtype=dtype if np.asarray(value).dtype.kind == "f" else None)
+
+
 class Parameter(Tensor):
     """A leaf Tensor that a Module registers; requires grad by default; keeps a float ndarray's dtype."""
 
@@ -38,8 +49,10 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() before assigning attributes")
-        self._parameters.pop(name, None)
-        self._modules.pop(name, None)
+        if not isinstance(value, Parameter):  # a replaced one keeps its place in the order, as torch
+            self._parameters.pop(name, None)
+        if not isinstance(value, Module):
+            self._modules.pop(name, None)
         if isinstance(value, Parameter):
             if value.name is None:
                 value.name = name
@@ -78,13 +91,18 @@ class Module:
     def children(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, parameter); a parameter shared by several modules (tied weights) comes once,
+        under its first name, unless `remove_duplicate=False` (then under every name, as torch)."""
         seen: set[int] = set()
         for module_name, module in self.named_modules(prefix):
             for name, p in module._parameters.items():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    yield (f"{module_name}.{name}" if module_name else name), p
+                if remove_duplicate and id(p) in seen:
+                    continue
+                seen.add(id(p))
+                yield (f"{module_name}.{name}" if module_name else name), p
 
     def parameters(self) -> Iterator[Parameter]:
         return (p for _, p in self.named_parameters())
@@ -135,23 +153,27 @@ class Module:
     # --- state -------------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """name -> a copy of the parameter's values."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """name -> a copy of the parameter's values; a shared (tied) parameter is listed under every
+        name it is registered by, as torch does."""
+        return {name: p.data.copy() for name, p in self.named_parameters(remove_duplicate=False)}
 
     def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
         """Copy values into the existing parameters (keeping their dtype), all or nothing.
 
         Every problem (missing or unexpected keys, shapes, non-float values) is found first and
-        reported in one error; the module is unchanged when anything is wrong.
+        reported in one error; the module is unchanged when anything is wrong. A shared (tied)
+        parameter may be given under any of its names (missing only when under none); given under
+        several, the values must agree, else the error names the keys that disagree.
         """
         if not isinstance(state, Mapping):
             raise TypeError(
                 f"load_state_dict: expected a mapping of name -> array, got {type(state).__name__}"
             )
-        own = dict(self.named_parameters())
+        own = dict(self.named_parameters(remove_duplicate=False))
+        given = {id(own[k]) for k in state if k in own}
         problems = []
         if strict:
-            missing = [k for k in own if k not in state]
+            missing = [k for k in own if k not in state and id(own[k]) not in given]
             unexpected = [k for k in state if k not in own]
             if missing:
                 problems.append(f"missing keys: {missing}")
@@ -168,6 +190,11 @@ class Module:
                 problems.append(f"{name}: expected shape {own[name].shape}, got {array.shape}")
             else:
                 arrays[name] = array
+        first_key: dict[int, str] = {}
+        for name, array in arrays.items():
+            key = first_key.setdefault(id(own[name]), name)
+            if key != name and not np.array_equal(array, arrays[key]):
+                problems.append(f"{key} and {name} name one shared parameter but hold different values")
         if problems:
             raise ValueError(f"{type(self).__name__}.load_state_dict: " + "; ".join(problems))
         for name, array in arrays.items():

@@ -40,6 +40,9 @@ class Adagrad(Optimizer):
         for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):
             check_range("Adagrad", key, options[key], 0.0)
 
+    def state_keys(self, group: dict[str, Any]) -> set[str]:
+        return {"step", "sum"}
+
     def update(
         self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:

@@ -47,6 +47,9 @@ class Adam(Optimizer):
         check_range(name, "eps", options["eps"], 0.0)
         check_range(name, "weight_decay", options["weight_decay"], 0.0)
 
+    def state_keys(self, group: dict[str, Any]) -> set[str]:
+        return {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if group["amsgrad"] else set())
+
     def update(
         self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:

@@ -127,9 +127,17 @@ class Optimizer:
             position += len(positions)
         return {"state": state, "param_groups": groups}
 
+    def state_keys(self, group: dict[str, Any]) -> set[str]:
+        """The entries a parameter's state holds once it has been stepped with `group`'s options
+        ('step' a count, every other entry an array of the parameter's shape)."""
+        return set()
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a `state_dict()` (copied in): options per group and per-parameter state, matched by
-        position. Checked completely before anything changes; arrays take their parameter's dtype."""
+        position. Everything is checked first (the groups, each parameter's buffers: none missing or
+        unknown, numbers of the parameter's shape) and every problem reported in one error; nothing
+        changes unless all is well. Arrays (also torch tensors) are copied into numpy, in the
+        parameter's dtype."""
         name = type(self).__name__
         if (
             not isinstance(state_dict, dict)
@@ -145,44 +153,77 @@ class Optimizer:
                 f"{name}.load_state_dict: {len(saved_groups)} parameter groups saved, "
                 f"this optimizer has {len(self.param_groups)}"
             )
-        params: list[Tensor] = []
+        problems: list[str] = []
+        params: list[tuple[Tensor, dict[str, Any]]] = []
         new_groups = []
         for k, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
             if not isinstance(saved, dict) or not isinstance(saved.get("params"), list):
-                raise ValueError(f"{name}.load_state_dict: group {k} is not a dict with a 'params' list")
+                problems.append(f"group {k} is not a dict with a 'params' list")
+                continue
             if len(saved["params"]) != len(group["params"]):
-                raise ValueError(
-                    f"{name}.load_state_dict: group {k} has {len(saved['params'])} parameters saved, "
-                    f"this optimizer's has {len(group['params'])}"
+                problems.append(
+                    f"group {k} has {len(saved['params'])} parameters saved, this optimizer's has "
+                    f"{len(group['params'])}"
                 )
+                continue
             options = {
                 **self.defaults,
                 **{key: _copy_value(v) for key, v in saved.items() if key != "params"},
             }
-            self.check_options(options)
+            try:
+                self.check_options(options)
+            except (ValueError, TypeError) as error:
+                problems.append(f"group {k}: {error}")
+                continue
             new_groups.append({**options, "params": group["params"]})
-            params.extend(group["params"])
+            params.extend((p, options) for p in group["params"])
         new_state = {}
-        for i, entries in saved_state.items():
-            if not isinstance(i, int | np.integer) or not 0 <= i < len(params):
-                raise ValueError(
-                    f"{name}.load_state_dict: state for parameter {i!r}, there are {len(params)}"
-                )
-            if not isinstance(entries, dict):
-                raise ValueError(f"{name}.load_state_dict: state of parameter {i} is not a dict")
-            p = params[i]
-            for key, value in entries.items():
-                if isinstance(value, np.ndarray) and value.shape != p.shape:
-                    raise ValueError(
-                        f"{name}.load_state_dict: state {key!r} of parameter {i} has shape {value.shape}, "
-                        f"the parameter has {p.shape}"
-                    )
-            new_state[id(p)] = {
-                key: value.astype(p.dtype) if isinstance(value, np.ndarray) else _copy_value(value)
-                for key, value in entries.items()
-            }
+        if not problems:
+            for i, entries in saved_state.items():
+                if isinstance(i, bool) or not isinstance(i, int | np.integer) or not 0 <= i < len(params):
+                    problems.append(f"state for parameter {i!r}, there are {len(params)}")
+                elif not isinstance(entries, dict):
+                    problems.append(f"state of parameter {i} is not a dict")
+                else:
+                    p, options = params[i]
+                    new_state[id(p)] = self._checked_state(i, p, entries, options, problems)
+        if problems:
+            raise ValueError(f"{name}.load_state_dict: " + "; ".join(problems))
         self.param_groups = new_groups
         self.state = new_state
+
+    def _checked_state(
+        self, i: int, p: Tensor, entries: dict[str, Any], options: dict[str, Any], problems: list[str]
+    ) -> dict[str, Any]:
+        """Parameter i's saved state copied into numpy, its problems appended to `problems`."""
+        given = {key: value for key, value in entries.items() if value is not None}  # torch: unused = None
+        expected = self.state_keys(options)
+        missing, unknown = sorted(expected - given.keys()), sorted(given.keys() - expected)
+        if missing:
+            problems.append(f"parameter {i} misses state {missing}")
+        if unknown:
+            problems.append(f"parameter {i} has unknown state {unknown} (expected {sorted(expected)})")
+        state: dict[str, Any] = {}
+        for key, value in given.items():
+            try:
+                array = np.asarray(value.data if isinstance(value, Tensor) else value)
+            except (TypeError, ValueError, RuntimeError) as error:
+                problems.append(f"state {key!r} of parameter {i} is not an array ({error})")
+                continue
+            if array.dtype.kind not in "fiu":
+                problems.append(f"state {key!r} of parameter {i}: expected numbers, got dtype {array.dtype}")
+            elif key == "step":
+                if array.size != 1 or array.item() < 0 or array.item() != int(array.item()):
+                    problems.append(f"state 'step' of parameter {i}: expected a count, got {value!r}")
+                else:
+                    state[key] = int(array.item())
+            elif array.shape != p.shape:
+                problems.append(
+                    f"state {key!r} of parameter {i} has shape {array.shape}, the parameter has {p.shape}"
+                )
+            else:
+                state[key] = array.astype(p.dtype)  # always a copy: the caller keeps its own
+        return state
 
 
 def buffer(state: dict[str, Any], key: str, like: np.ndarray, fill: float = 0.0) -> np.ndarray:

@@ -42,6 +42,10 @@ class RMSprop(Optimizer):
         for key in ("alpha", "eps", "weight_decay", "momentum"):
             check_range("RMSprop", key, options[key], 0.0)
 
+    def state_keys(self, group: dict[str, Any]) -> set[str]:
+        keys = {"step", "square_avg"} | ({"grad_avg"} if group["centered"] else set())
+        return keys | ({"momentum_buffer"} if group["momentum"] > 0 else set())
+
     def update(
         self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:

@@ -48,6 +48,9 @@ class SGD(Optimizer):
                 f"dampening={options['dampening']}"
             )
 
+    def state_keys(self, group: dict[str, Any]) -> set[str]:
+        return {"momentum_buffer"} if group["momentum"] else set()
+
     def update(
         self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]
     ) -> None:
