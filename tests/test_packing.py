@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
+from tinygrad_rnn import nn
 from tinygrad_rnn.errors import ShapeError
 from tinygrad_rnn.nn.packing import (
     PackedSequence,
@@ -16,6 +17,7 @@ from tinygrad_rnn.nn.packing import (
     unpack_sequence,
     unpad_sequence,
 )
+from tinygrad_rnn.nn.recurrent import LAYERS
 
 # (lengths, trailing feature shape): sorted, unsorted, ties, one sequence, all full, no feature axis
 CASES = [
@@ -232,3 +234,106 @@ def test_errors_are_torch_s_kinds_and_name_the_problem():
     ):
         pad_packed_sequence(packed, total_length=2)
     assert issubclass(ShapeError, RuntimeError) and issubclass(ShapeError, ValueError)
+
+
+# --- recurrent layers take and give PackedSequences ----------------------------------------------------
+
+D, H = 3, 4
+LAYER_GRID = [
+    (kind, layers, bidirectional, batch_first, enforce_sorted)
+    for kind in ("rnn", "lstm", "gru")
+    for layers in (1, 2)
+    for bidirectional in (False, True)
+    for batch_first in (False, True)
+    for enforce_sorted in (True, False)
+]
+
+
+def layer_pair(kind, layers, bidirectional, batch_first, torch):
+    ours = LAYERS[kind](
+        D, H, layers, batch_first=batch_first, bidirectional=bidirectional, dtype=np.float64, rng=0
+    )
+    theirs = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind](
+        D, H, layers, batch_first=batch_first, bidirectional=bidirectional, dtype=torch.float64
+    )
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    return ours, theirs
+
+
+def finals_of(h_n):
+    return list(h_n) if isinstance(h_n, tuple) else [h_n]
+
+
+@pytest.mark.parametrize(("kind", "layers", "bidirectional", "batch_first", "enforce_sorted"), LAYER_GRID)
+def test_layers_on_packed_sequences_equal_torch(kind, layers, bidirectional, batch_first, enforce_sorted):
+    torch = torch_or_skip()
+    ours, theirs = layer_pair(kind, layers, bidirectional, batch_first, torch)
+    lengths = [5, 3, 3, 1] if enforce_sorted else [3, 5, 1, 3]
+    x = padded_input(lengths, (D,), batch_first, seed=3)
+    rng = np.random.default_rng(4)
+    rows = layers * (2 if bidirectional else 1)
+    hx = [rng.standard_normal((rows, len(lengths), H)) for _ in range(2 if kind == "lstm" else 1)]
+
+    ours_x, ours_hx = tg.Tensor(x, requires_grad=True), [tg.Tensor(h, requires_grad=True) for h in hx]
+    their_x, their_hx = torch.tensor(x, requires_grad=True), [torch.tensor(h, requires_grad=True) for h in hx]
+    packed = pack_padded_sequence(ours_x, lengths, batch_first, enforce_sorted)
+    their_packed = torch.nn.utils.rnn.pack_padded_sequence(their_x, lengths, batch_first, enforce_sorted)
+    output, h_n = ours(packed, tuple(ours_hx) if kind == "lstm" else ours_hx[0])
+    their_output, their_h_n = theirs(their_packed, tuple(their_hx) if kind == "lstm" else their_hx[0])
+
+    assert isinstance(output, PackedSequence)
+    np.testing.assert_array_equal(output.batch_sizes, their_output.batch_sizes.numpy())
+    assert (output.sorted_indices is None) == enforce_sorted
+    if not enforce_sorted:
+        np.testing.assert_array_equal(output.sorted_indices, their_output.sorted_indices.numpy())
+        np.testing.assert_array_equal(output.unsorted_indices, their_output.unsorted_indices.numpy())
+    close = {"rtol": 1e-10, "atol": 1e-12}
+    np.testing.assert_allclose(output.data.data, their_output.data.detach().numpy(), **close)
+    for mine, their in zip(finals_of(h_n), finals_of(their_h_n), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), **close)
+
+    G = rng.standard_normal(output.data.shape)
+    Gs = [rng.standard_normal(h.shape) for h in finals_of(h_n)]
+    loss = (output.data * tg.Tensor(G)).sum()
+    their_loss = (their_output.data * torch.from_numpy(G)).sum()
+    for mine, their, g in zip(finals_of(h_n), finals_of(their_h_n), Gs, strict=True):
+        loss = loss + (mine * tg.Tensor(g)).sum()
+        their_loss = their_loss + (their * torch.from_numpy(g)).sum()
+    loss.backward()
+    their_loss.backward()
+    np.testing.assert_allclose(ours_x.grad.data, their_x.grad.numpy(), **close)
+    for mine, their in zip(ours_hx, their_hx, strict=True):
+        np.testing.assert_allclose(mine.grad.data, their.grad.numpy(), **close)
+    their_params = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad.data, their_params[name].grad.numpy(), **close, err_msg=name)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_recurrent_of_a_cell_on_a_packed_sequence_equals_its_padded_run(bidirectional):
+    layer = nn.Recurrent(nn.GRUCell, D, H, num_layers=2, bidirectional=bidirectional, dtype=np.float64, rng=0)
+    lengths = [2, 4, 1]
+    x = tg.Tensor(padded_input(lengths, (D,), False, seed=5), requires_grad=True)
+    packed_out, packed_h = layer(pack_padded_sequence(x, lengths, enforce_sorted=False))
+    padded, out_lengths = pad_packed_sequence(packed_out, total_length=x.shape[0])
+    reference, reference_h = layer(x, lengths=lengths)
+    np.testing.assert_array_equal(out_lengths, lengths)
+    np.testing.assert_allclose(padded.data, reference.data, rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(packed_h.data, reference_h.data, rtol=1e-14, atol=1e-15)
+
+    def fn(x):
+        output, h_n = layer(pack_padded_sequence(x, lengths, enforce_sorted=False))
+        return tg.cat([output.data.reshape(-1), h_n.reshape(-1)])
+
+    assert tg.gradcheck(fn, [x], atol=1e-7, rtol=1e-6)
+
+
+def test_layers_refuse_lengths_with_a_packed_sequence_and_a_wrong_hx():
+    lstm = nn.LSTM(D, H, dtype=np.float64)
+    packed = pack_sequence([np.ones((3, D)), np.ones((2, D))])
+    with pytest.raises(TypeError, match="PackedSequence carries its lengths"):
+        lstm(packed, lengths=[3, 2])
+    with pytest.raises(RuntimeError, match=r"expected h_0 of shape \(1, 2, 4\), got \(1, 3, 4\)"):
+        lstm(packed, (tg.zeros(1, 3, H, dtype=np.float64), tg.zeros(1, 3, H, dtype=np.float64)))
+    with pytest.raises(RuntimeError, match="width 3"):
+        lstm(pack_sequence([np.ones((3, D + 1))]))

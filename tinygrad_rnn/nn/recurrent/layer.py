@@ -25,6 +25,7 @@ from ...functions import cat, stack, where
 from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
+from ..packing import PackedSequence, pack_like, pad_packed_sequence
 from ..scopes import check_cell_name, layer_scope, step_scope
 from .checks import as_input, check_dropout, check_flag, check_size
 from .protocol import State, check_step_state, output_of
@@ -196,7 +197,10 @@ class RecurrentBase(Module):
     def forward(self, input: Any, hx: Any = None, lengths: Any = None) -> tuple[Tensor, Any]:
         """output (T, N, dirs·H) (or (N, T, ·) with batch_first, or (T, dirs·H) unbatched), and h_n in
         the state's structure, each part (L·dirs, N, H): (h_n, c_n) for LSTM. With `lengths`, padded
-        steps leave the state alone and output zeros; h_n is each sequence's last valid state."""
+        steps leave the state alone and output zeros; h_n is each sequence's last valid state.
+        A PackedSequence in gives one out (h_n in the caller's batch order, as torch)."""
+        if isinstance(input, PackedSequence):
+            return self._forward_packed(input, hx, lengths)
         x, batched = self._check_input(input)
         steps, batch = x.shape[0], x.shape[1]
         masks = self._step_masks(lengths, steps, batch, batched)
@@ -212,6 +216,14 @@ class RecurrentBase(Module):
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True, rng=self._rng)
         return self._shape_output(x, finals, batched)
+
+    def _forward_packed(self, packed: PackedSequence, hx: Any, lengths: Any) -> tuple[PackedSequence, Any]:
+        """Unpack to a padded batch with lengths, run it, pack the output as the input was packed."""
+        if lengths is not None:
+            raise TypeError(f"{type(self).__name__}: a PackedSequence carries its lengths; got lengths= too")
+        padded, lengths = pad_packed_sequence(packed, self.batch_first)
+        output, h_n = self.forward(padded, hx, lengths)
+        return pack_like(output, packed, self.batch_first), h_n
 
     def _run_direction(
         self, layer: int, reverse: bool, x: Tensor, state: State | None, masks: list[Mask]
