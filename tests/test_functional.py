@@ -396,6 +396,14 @@ def test_dropout_is_identity_when_not_training_or_p_zero() -> None:
     assert F.dropout(x, 0.0) is x
 
 
+def test_dropout_with_p_one_zeroes_everything_as_torch() -> None:
+    x = tg.Tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)
+    y = F.dropout(x, 1.0, rng=0)
+    y.sum().backward()
+    np.testing.assert_array_equal(y.data, 0.0)
+    np.testing.assert_array_equal(x.grad.data, 0.0)
+
+
 L2 = tg.Tensor(np.zeros((4, 5)))
 ERRORS = [
     (
@@ -470,7 +478,7 @@ ERRORS = [
         ValueError,
         "pos_weight",
     ),
-    ("dropout_p_one", lambda: F.dropout(L2, 1.0), ValueError, r"p must be a probability in \[0, 1\)"),
+    ("dropout_p_above_one", lambda: F.dropout(L2, 1.5), ValueError, r"p must be a probability in \[0, 1\]"),
     ("dropout_p_negative", lambda: F.dropout(L2, -0.1), ValueError, "p must be"),
     (
         "embedding_float_ids",

@@ -103,15 +103,15 @@ def dropout(
     """Inverted dropout: y = x ⊙ m / (1 − p), m_i ~ Bernoulli(1 − p) drawn from `rng`.
 
     `rng` is a Generator (or a seed); no global random state is touched. With training=False or
-    p = 0 the input itself is returned.
+    p = 0 the input itself is returned; p = 1 zeroes everything (as torch).
     """
-    if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p < 1:
-        raise ValueError(f"dropout: p must be a probability in [0, 1), got {p!r}")
+    if isinstance(p, bool) or not isinstance(p, Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r}")
     x = _float_tensor(x, "dropout", "x")
     if not training or p == 0:
         return x
     keep = generator(rng).random(x.shape) >= p
-    return x * (keep / (1.0 - p))
+    return x * (keep * (1.0 / (1.0 - p) if p < 1 else 0.0))
 
 
 def embedding(ids: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
