@@ -1,6 +1,7 @@
 """Training, checkpoints (round trip, atomic writes, exact resume), sampling and the train/sample commands."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,10 +246,82 @@ def test_commands_reject_bad_checkpoints_and_sampling_options(tmp_path, text_fil
         (["train", "--resume", "--steps", "9"], "--resume needs --checkpoint"),
         (["sample", "--checkpoint", str(tmp_path / "gone.npz")], "no checkpoint at"),
         (["sample", "--checkpoint", str(path), "--prime", "Ham~"], "outside the vocabulary: '~'"),
-        (["sample", "--checkpoint", str(path), "--temperature", "0"], "temperature must be > 0, got 0.0"),
-        (["sample", "--checkpoint", str(path), "--temperature", "-1"], "temperature must be > 0"),
+        (
+            ["sample", "--checkpoint", str(path), "--temperature", "0"],
+            "expected a finite number > 0, got '0'",
+        ),
+        (["sample", "--checkpoint", str(path), "--temperature", "-1"], "expected a finite number > 0"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+
+
+# --- nothing lost ---------------------------------------------------------------------------------
+
+
+def test_an_existing_checkpoint_is_continued_or_replaced_never_silently_overwritten(
+    tmp_path, text_file, capsys
+):
+    path = tmp_path / "run.npz"
+    assert main(["train", "--steps", "5", *tiny_args(text_file, path)]) == 0
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--steps", "3", *tiny_args(text_file, path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} exists: continue it with --resume, or replace it with --force" in err
+    assert err.count("\n") == 1 and path.read_bytes() == before
+    assert main(["train", "--steps", "3", "--force", *tiny_args(text_file, path)]) == 0
+    assert ckpt.load(path).step == 3
+
+
+def test_steps_zero_prints_no_checkpoint_it_did_not_write(tmp_path, text_file, capsys):
+    path = tmp_path / "run.npz"
+    assert main(["train", "--steps", "0", *tiny_args(text_file, path)]) == 0
+    assert "checkpoint:" not in capsys.readouterr().out and not path.exists()
+
+
+def test_a_checkpoint_path_that_cannot_be_written_is_refused_before_training(tmp_path, text_file):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "folder.npz").mkdir()
+    cases = [
+        (tmp_path / "folder.npz", "is a directory"),
+        (tmp_path / "file" / "run.npz", "is a file, not a folder"),
+        (tmp_path / "file" / "deeper" / "run.npz", "is a file, not a folder"),
+    ]
+    if Path("/proc/self").is_dir():  # a folder where even root cannot create a file
+        cases.append((Path("/proc/run.npz"), "cannot write the checkpoint /proc/run.npz in /proc"))
+    for path, message in cases:
+        with pytest.raises(ckpt.CheckpointError, match=message):
+            train(config(text_file, steps=1000, checkpoint=str(path)), verbose=False)
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ("[1, 2]", "its metadata is a JSON list, expected an object"),
+        ('"text"', "its metadata is a JSON str"),
+        (
+            '{"format": "tinygrad_rnn.checkpoint/1", "config": [], "rng": {}, "optimizer": {}}',
+            "'config' is list",
+        ),
+        (
+            '{"format": "tinygrad_rnn.checkpoint/1", "config": {}, "rng": {}, "optimizer": {"numbers": []}}',
+            "",
+        ),
+    ],
+)
+def test_metadata_of_the_wrong_shape_is_one_line(tmp_path, text_file, capsys, meta, message):
+    path = tmp_path / "run.npz"
+    train(config(text_file, steps=2, checkpoint=str(path)), verbose=False)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    arrays["meta"] = np.array(meta)
+    np.savez(path, **arrays)
+    with pytest.raises(ckpt.CheckpointError, match=f"not a valid .* checkpoint: .*{message}"):
+        ckpt.load(path)
+    for argv in (["sample", "--checkpoint", str(path)], ["train", "--resume", "--checkpoint", str(path)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "is not a valid" in err and "Traceback" not in err

@@ -1,7 +1,12 @@
 """viz: the DOT that `draw` writes, parsed (clusters, weight edges, labels, colours), and real renders."""
 
+import html
 import re
 import shutil
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -93,9 +98,13 @@ def attrs(text: str) -> dict[str, str]:
 
 def parse(graph: object) -> Dot:
     """Nodes, edges and clusters (with their attributes) of the DOT source `draw` writes."""
+    return parse_source(graph.source)
+
+
+def parse_source(source: str) -> Dot:
     dot = Dot({}, [], {}, {})
     open_clusters: list[str] = []
-    for line in graph.source.splitlines()[1:]:
+    for line in source.splitlines()[1:]:
         line = line.strip()
         if m := re.fullmatch(r"subgraph (cluster\w+) \{", line):
             open_clusters.append(m[1])
@@ -180,7 +189,7 @@ def test_labels_carry_names_shapes_and_dtype() -> None:
     assert {"i = Sigmoid\\n(2, 4)", "f = Sigmoid\\n(2, 4)", "c = Add\\n(2, 4)"} <= set(labels)
     assert "weight_hh_l0\\n(16, 4)" in labels and "x\\n(2, 2, 3)" in labels
     plain = [a["label"] for a in parse(viz.draw(loss, show_shapes=False)).nodes.values()]
-    assert not any("(2, 4)" in label for label in plain) and "h = Mul" in plain
+    assert not any("(2, 4)" in label for label in plain if not label.startswith("(")) and "h = Mul" in plain
     typed = [a["label"] for a in parse(viz.draw(loss, show_dtype=True)).nodes.values()]
     assert "c = Add\\n(2, 4) float64" in typed
     cells = [a["label"] for a in parse(viz.draw(loss, detail="cells")).nodes.values()]
@@ -216,14 +225,14 @@ def test_show_grads_colours_by_log_norm_with_zero_and_missing_grads_apart() -> N
     loss = (mid * tg.Tensor(np.ones(4), name="g")).sum() + (dead * 0.0).sum()
     viz.retain_grads(loss)
     loss.backward()
-    dot = parse(viz.draw(loss, show_grads=True))
+    dot = parse(viz.draw(loss, show_grads=True, grad_scale="global"))
     fill = {a["label"].split("\\n")[0]: a.get("fillcolor") for a in dot.nodes.values()}
     assert fill["small"] == PALETTE[0] and fill["large"] == PALETTE[-1]
     assert fill["dead"] == ZERO and "|grad| = 0" in dot.nodes[node_id(dot, "dead")]["label"]
     assert fill["g"] == NO_GRAD  # an input keeps no grad
     assert fill["mid = Add"] not in (PALETTE[0], PALETTE[-1], ZERO, NO_GRAD)
     assert "|grad| = 2.00e+00" in dot.nodes[node_id(dot, "mid = Add")]["label"]
-    assert "|grad|, log scale" in dot.nodes["legend"]["label"]
+    assert "|grad|, one log scale for all nodes" in dot.nodes["legend"]["label"]
     assert "legend" not in parse(viz.draw(loss)).nodes
 
 
@@ -319,7 +328,7 @@ def test_a_ten_thousand_step_chain_draws_without_recursion() -> None:
     h.sum().backward()
     dot = parse(viz.draw(h.sum(), detail="cells", max_steps=6, show_grads=True))
     assert sum(1 for a in dot.nodes.values() if a["label"].startswith("RNN")) == 6
-    assert len(step_clusters(parse(viz.draw(h.sum())))) == 10_000
+    assert len(step_clusters(parse(viz.draw(h.sum(), max_steps=None)))) == 10_000
 
 
 def test_bad_arguments_are_named() -> None:
@@ -397,3 +406,134 @@ def test_render_without_any_renderer_says_how_to_install_one(
         viz.render(loss, tmp_path / "graph.jpg")
     with pytest.raises(TypeError, match="a Tensor or a graphviz.Digraph"):
         viz.render("loss", tmp_path / "graph.svg")
+
+
+# --- long sequences, labels, escaping, tooltips, scales -----------------------------------------------
+
+
+def test_long_sequences_are_elided_by_default_and_say_so() -> None:
+    loss, _ = recurrent("rnn", steps=40)
+    picture = viz.draw(loss)
+    dot = parse(picture)
+    kept = viz.READABLE_STEPS
+    assert len(step_clusters(dot)) == kept
+    assert (
+        picture.elided
+        == f"40 steps per layer: t{kept // 2} to t{39 - kept // 2} drawn as one node (max_steps={kept})"
+    )
+    assert picture.elided in picture.source and "max_steps=None draws every step" in picture.source
+    everything = viz.draw(loss, max_steps=None)
+    assert len(step_clusters(parse(everything))) == 40 and everything.elided == ""
+    assert viz.draw(recurrent("rnn", steps=kept)[0]).elided == ""
+
+
+def test_a_200_step_lstm_renders_within_seconds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    if viz.find_renderer("svg") is None:
+        pytest.skip("no renderer: neither the system Graphviz nor graphviz-pure")
+    from tinygrad_rnn.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for detail in ("ops", "cells"):
+        start = time.perf_counter()
+        assert main(["graph", "--steps", "200", "--detail", detail, "--grads", "-o", f"{detail}.svg"]) == 0
+        assert time.perf_counter() - start < 30, detail  # an unelided render took minutes and 7 GB
+        assert "200 steps per layer" in (tmp_path / f"{detail}.svg").read_text(encoding="utf-8")
+
+
+def test_a_render_that_runs_too_long_is_stopped_and_its_process_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loss, _ = recurrent("rnn", steps=2)
+    started: list[subprocess.Popen] = []
+    popen = subprocess.Popen
+
+    def slow_renderer(args, **kwargs):  # a renderer that never finishes
+        started.append(popen([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(shutil, "which", lambda name, **kw: "/usr/bin/dot")
+    monkeypatch.setattr(subprocess, "Popen", slow_renderer)
+    start = time.perf_counter()
+    with pytest.raises(
+        viz.RenderError, match=r"did not finish within 0.5 s and was stopped; draw fewer steps"
+    ):
+        viz.render(loss, tmp_path / "g.svg", timeout=0.5)
+    assert time.perf_counter() - start < 10
+    assert started[0].poll() is not None  # killed, not left running
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_render_takes_draws_options(tmp_path: Path) -> None:
+    loss, params = recurrent("lstm", steps=3)
+    viz.retain_grads(loss)
+    loss.backward()
+    options = {"detail": "cells", "show_grads": True, "params": params, "max_steps": 2}
+    written = viz.render(loss, tmp_path / "g.dot", **options)
+    assert written.read_text(encoding="utf-8") == viz.draw(loss, **options).source
+    with pytest.raises(TypeError, match="apply to a Tensor, not a Digraph"):
+        viz.render(viz.draw(loss), tmp_path / "g.dot", detail="cells")
+    with pytest.raises(ValueError, match="detail must be"):
+        viz.render(loss, tmp_path / "g.dot", detail="layers")
+
+
+def test_the_graph_command_labels_every_input() -> None:
+    from tinygrad_rnn.cli import main
+
+    for cell, inputs in (("lstm", {"x", "h0", "c0", "G"}), ("gru", {"x", "h0", "G"})):
+        with tempfile.TemporaryDirectory() as folder:
+            assert main(["graph", "--cell", cell, "--steps", "2", "-o", f"{folder}/g.dot"]) == 0
+            dot = parse_source(Path(folder, "g.dot").read_text(encoding="utf-8"))
+        leaves = {a["label"].split("\\n")[0] for a in dot.nodes.values() if a.get("fillcolor") == "#deebf7"}
+        assert leaves == inputs
+
+
+def test_unnamed_leaves_are_labelled_by_their_shape() -> None:
+    x = tg.Tensor(np.ones((2, 3)))
+    w = tg.Tensor(np.ones((4, 3)), requires_grad=True)
+    labels = {a["label"] for a in parse(viz.draw((x @ w.T).sum())).nodes.values()}
+    assert {"(2, 3)", "parameter (4, 3)"} <= labels
+    assert not any(label.startswith(("input", "parameter\\n")) for label in labels)
+
+
+@pytest.mark.parametrize("name", ["<b>x</b>", "a & b", 'say "hi"', "back\\slash", "<x>", "it's"])
+def test_names_are_drawn_verbatim(tmp_path: Path, name: str) -> None:
+    w = tg.Tensor(np.ones((2, 2)), requires_grad=True, name=name)
+    with tg.scope(f"{name}.rnn.l0.t0"):
+        h = named((w * 2.0).tanh(), name)
+    picture = viz.draw(h.sum(), detail="ops")
+    if viz.find_renderer("svg") is None:
+        pytest.skip("no renderer: neither the system Graphviz nor graphviz-pure")
+    svg = viz.render(picture, tmp_path / "g.svg").read_text(encoding="utf-8")
+    texts = [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+    assert name in texts and f"{name} = Tanh" in texts
+    assert f"{name}.rnn l0" in texts  # the layer's cluster title, with the user's prefix
+
+
+def test_svg_tooltips_carry_shape_dtype_and_grad_norm(tmp_path: Path) -> None:
+    if viz.find_renderer("svg") is None:
+        pytest.skip("no renderer: neither the system Graphviz nor graphviz-pure")
+    loss, params = recurrent("lstm", steps=2)
+    viz.retain_grads(loss)
+    loss.backward()
+    for detail in ("ops", "cells"):
+        svg = viz.render(loss, tmp_path / f"{detail}.svg", detail=detail, params=params)
+        titles = [html.unescape(t) for t in re.findall(r'xlink:title="([^"]*)"', svg.read_text("utf-8"))]
+        norm = np.linalg.norm(params["weight_hh_l0"].grad.data)
+        assert f"weight_hh_l0: (16, 4) float64, |grad| = {norm:.2e}" in titles
+        assert "x: (2, 2, 3) float64" in titles
+    assert any(t.startswith("LSTM l0 t1\nh: (2, 4) float64") for t in titles)
+
+
+def test_per_quantity_scale_spreads_each_quantity_over_the_palette() -> None:
+    loss, _ = recurrent("rnn", steps=6)
+    viz.retain_grads(loss)
+    loss.backward()
+    dot = parse(viz.draw(loss, detail="cells", show_grads=True))
+    cells = [a["fillcolor"] for a in dot.nodes.values() if a["label"].startswith("RNN")]
+    assert PALETTE[0] in cells and PALETTE[-1] in cells  # the smallest and the largest ‖dL/dh_t‖ differ
+    legend = dot.nodes["legend"]["label"]
+    assert "log scale per quantity" in legend and "rnn l0 cells: " in legend
+    whole = parse(viz.draw(loss, detail="cells", show_grads=True, grad_scale="global"))
+    assert "one log scale for all nodes" in whole.nodes["legend"]["label"]
+    with pytest.raises(ValueError, match="grad_scale must be 'quantity' or 'global'"):
+        viz.draw(loss, grad_scale="local")

@@ -6,6 +6,9 @@ The autograd step zeroes its gradients in place (`zero_grad(set_to_none=False)`)
 step lets the C allocator hand the heap back to the OS, and faulting ~10 MB of pages in again costs
 this virtual machine 3-5 ms per step (measured with getrusage: 2,000 page faults per step against 0).
 
+BLAS and PyTorch threads per config: one where the step's products are small, every core where they
+help (`threads.threads_for`), or `--threads K` for all; the last column says which.
+
 Every implementation is measured in this one process run, so the ratios are fair on a noisy machine:
 warm-up, then the median of several runs, with a pause before each implementation. Peak memory is
 what tracemalloc sees numpy allocate during one step (PyTorch's allocations are invisible to it, so
@@ -31,6 +34,8 @@ import numpy as np
 
 from .. import Tensor, manual
 from ..nn.recurrent import LAYERS
+from .arguments import positive_int
+from .threads import add_threads_option, blas_threads
 
 CONFIGS = {
     "char": (25, 1, 65, 100),
@@ -106,20 +111,16 @@ def steps_for(cell: str, config: str, torch_module) -> dict[str, Callable[[], ob
     return implementations
 
 
-def numpy_threads() -> int:
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(name):
-            return int(os.environ[name])
-    return os.cpu_count() or 1
-
-
 def add_bench_parser(subparsers: Any) -> None:
     """Register `bench` on an argparse subparsers object."""
     p = subparsers.add_parser("bench", help="time a training step: autograd vs manual vs PyTorch")
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"some of {','.join(CONFIGS)}")
     p.add_argument("--cells", default=",".join(LAYERS), help=f"some of {','.join(LAYERS)}")
-    p.add_argument("--runs", type=int, default=5, help="timed runs per measurement (the median is shown)")
+    p.add_argument(
+        "--runs", type=positive_int, default=5, help="timed runs per measurement (the median is shown)"
+    )
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    add_threads_option(p)
     p.set_defaults(run=run_bench)
 
 
@@ -133,31 +134,35 @@ def run_bench(args: argparse.Namespace) -> int:
     if not args.no_torch:
         try:
             import torch
-
-            torch.set_num_threads(numpy_threads())
         except ImportError:
             torch = None
     torch_text = torch.__version__ if torch else ("left out" if args.no_torch else "not installed")
     print(
         f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-        f"torch {torch_text}, {numpy_threads()} BLAS/torch threads"
+        f"torch {torch_text}"
     )
     header = f"{'cell':<5}{'config':<7}{'autograd ms':>12}{'manual ms':>11}{'torch ms':>10}"
     header += (
         f"{'auto/manual':>13}{'auto/torch':>12}{'peak auto MB':>14}{'peak manual MB':>16}{'mem ratio':>11}"
+        f"{'threads':>9}"
     )
     print(header)
     for cell in cells:
         for config in configs:
             implementations = steps_for(cell, config, torch)
             runs = max(3, args.runs if config != "big" else 3)
-            ms = {name: t * 1e3 for name, t in median_seconds(implementations, runs).items()}
-            mem = {name: peak_bytes(implementations[name]) / 2**20 for name in ("autograd", "manual")}
+            _, batch, _, hidden = CONFIGS[config]
+            with blas_threads(args.threads, batch, hidden, 4 * hidden) as threads:
+                if torch is not None:
+                    torch.set_num_threads(threads)
+                ms = {name: t * 1e3 for name, t in median_seconds(implementations, runs).items()}
+                mem = {name: peak_bytes(implementations[name]) / 2**20 for name in ("autograd", "manual")}
             torch_ms = ms.get("torch", float("nan"))
             print(
                 f"{cell:<5}{config:<7}{ms['autograd']:>12.1f}{ms['manual']:>11.1f}{torch_ms:>10.1f}"
                 f"{ms['autograd'] / ms['manual']:>13.2f}{ms['autograd'] / torch_ms:>12.2f}"
-                f"{mem['autograd']:>14.1f}{mem['manual']:>16.1f}{mem['autograd'] / mem['manual']:>11.2f}",
+                f"{mem['autograd']:>14.1f}{mem['manual']:>16.1f}{mem['autograd'] / mem['manual']:>11.2f}"
+                f"{threads:>9}",
                 flush=True,
             )
     return 0

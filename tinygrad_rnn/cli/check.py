@@ -18,6 +18,8 @@ import numpy as np
 from .. import nn
 from ..compare import Report, compare
 from ..nn.recurrent import LAYERS
+from .arguments import positive_float, positive_int
+from .threads import add_threads_option, blas_threads
 
 CELLS: dict[str, tuple[type, dict[str, Any]]] = {
     "rnn": (nn.RNN, {"nonlinearity": "tanh"}),
@@ -37,22 +39,29 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--cell", choices=[*CELLS, "all"], default="lstm", help="rnn is tanh (default: lstm)")
-    p.add_argument("--layers", type=int, default=1)
+    p.add_argument("--layers", type=positive_int, default=1)
     p.add_argument("--bidirectional", action="store_true")
     p.add_argument("--batch-first", action="store_true")
-    p.add_argument("--steps", type=int, default=5, help="T")
-    p.add_argument("--batch", type=int, default=3, help="N")
-    p.add_argument("--input-size", type=int, default=3, help="D (the embedding size with --lm)")
-    p.add_argument("--hidden-size", type=int, default=4, help="H")
+    p.add_argument("--steps", type=positive_int, default=5, help="T")
+    p.add_argument("--batch", type=positive_int, default=3, help="N")
+    p.add_argument("--input-size", type=positive_int, default=3, help="D (the embedding size with --lm)")
+    p.add_argument("--hidden-size", type=positive_int, default=4, help="H")
     p.add_argument("--lengths", help='one length per sequence, e.g. "5,3,2", or "random"')
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     p.add_argument("--fd", action="store_true", help="also central finite differences (small networks)")
     p.add_argument("--lm", action="store_true", help="the language model: Embedding → cell → Linear → CE")
-    p.add_argument("--vocab", type=int, default=6, help="V, with --lm")
-    p.add_argument("--tbptt", type=int, metavar="K", help="truncated BPTT in K-step chunks (implies --lm)")
-    p.add_argument("--clip", type=float, metavar="MAX_NORM", help="clip gradients by global norm first")
-    p.add_argument("--rtol", type=float, help="relative tolerance (default 1e-10 float64, 1e-4 float32)")
+    p.add_argument("--vocab", type=positive_int, default=6, help="V, with --lm")
+    p.add_argument(
+        "--tbptt", type=positive_int, metavar="K", help="truncated BPTT in K-step chunks (implies --lm)"
+    )
+    p.add_argument(
+        "--clip", type=positive_float, metavar="MAX_NORM", help="clip gradients by global norm first"
+    )
+    p.add_argument(
+        "--rtol", type=positive_float, help="relative tolerance (default 1e-10 float64, 1e-4 float32)"
+    )
+    add_threads_option(p)
     p.set_defaults(run=run_check)
     return p
 
@@ -132,6 +141,11 @@ def _cells(args: argparse.Namespace) -> list[str]:
 
 def run_check(args: argparse.Namespace) -> int:
     """Print one report per cell and a summary; 0 when all agree, 1 when any disagrees, 2 on bad arguments."""
+    with blas_threads(args.threads, args.batch, args.hidden_size, 4 * args.hidden_size):
+        return _run_check(args)
+
+
+def _run_check(args: argparse.Namespace) -> int:
     try:
         cells = _cells(args)
         check = _check_lm if args.lm or args.tbptt is not None else _check_recurrent

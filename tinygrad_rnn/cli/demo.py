@@ -7,20 +7,28 @@ from typing import Any
 import numpy as np
 
 from ..compare import Report, compare
+from ..viz.backends import FORMATS
+from .arguments import Parser, output_file
 from .check import CELLS as CHECK_CELLS
 from .check import add_check_parser, run_check
 from .graph import add_graph_parser, graph
+from .threads import add_threads_option, blas_threads
 
 
 def _parse(add_parser: Callable[[Any], None], argv: Sequence[str]) -> argparse.Namespace:
     """The arguments another command would get from `argv` (its own parser, defaults included)."""
-    parser = argparse.ArgumentParser()
+    parser = Parser()
     add_parser(parser.add_subparsers())
     return parser.parse_args(argv)
 
 
 def demo(args: argparse.Namespace) -> int:
     """The tour: manual BPTT vs the autograd vs finite differences, every cell, then a picture."""
+    with blas_threads(args.threads, 5, 4, 16):  # tiny networks: one thread
+        return _demo(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
     print("1. A 2-layer bidirectional LSTM on a padded batch (lengths 5, 3, 2): the hand-written")
     print("   BPTT of tinygrad_rnn.manual against the autograd and central finite differences.\n")
     code = run_check(_parse(add_check_parser, ["check", "--cell", "lstm", "--layers", "2", "--bidirectional",
@@ -32,7 +40,7 @@ def demo(args: argparse.Namespace) -> int:
         code = max(code, 0 if report.ok else 1)
     print("\n3. The unrolled graph of a 3-step LSTM, gradients coloured by their norm:")
     code = max(code, graph(_parse(add_graph_parser, ["graph", "--cell", "lstm", "--steps", "3", "--grads",
-                                              "--detail", "cells", "-o", args.output])))  # fmt: skip
+                                              "--detail", "cells", "-o", str(args.output)])))  # fmt: skip
     return code
 
 
@@ -48,5 +56,12 @@ def compare_cell(cell: str, seed: int) -> Report:
 def add_demo_parser(commands: Any) -> None:
     p = commands.add_parser("demo", help="the tour: check every cell, then draw the unrolled graph")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--output", default="demo_graph.svg", help="where to write the picture")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=output_file(FORMATS, {"gv": "dot"}),
+        default="demo_graph.svg",
+        help="where to write the picture",
+    )
+    add_threads_option(p)
     p.set_defaults(run=demo)

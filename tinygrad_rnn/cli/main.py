@@ -5,6 +5,7 @@ One module per command; this one only dispatches."""
 import argparse
 from collections.abc import Sequence
 
+from .arguments import Parser
 from .bench import add_bench_parser
 from .check import add_check_parser
 from .demo import add_demo_parser
@@ -13,7 +14,7 @@ from .train import add_train_parsers
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tinygrad-rnn", description=__doc__)
+    parser = Parser(prog="tinygrad-rnn", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     add_demo_parser(commands)
     add_check_parser(commands)
@@ -24,5 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; its exit code (2 for a command-line mistake, reported in one line on stderr)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # a mistake (2) or --help (0): the parser has printed what to say
+        return stop.code if isinstance(stop.code, int) else 0
     return args.run(args)

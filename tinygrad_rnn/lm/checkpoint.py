@@ -11,6 +11,7 @@ flushed and fsync'ed, then `os.replace`d over the target, so a crash leaves the 
 from __future__ import annotations
 
 import json
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,24 @@ def save(path: str | Path, checkpoint: Checkpoint) -> None:
     write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
+def check_writable(path: str | Path) -> None:
+    """Refuse, before any work, a path `save` could not write: a directory, a path under a file, or one
+    in a folder where no file can be created (tried with a temporary file, which is removed)."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"the checkpoint path {path} is a directory; give a file name such as run.npz")
+    folder = path.parent
+    while not folder.exists():  # save() creates the missing folders in the nearest one that exists
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CheckpointError(f"cannot write the checkpoint {path}: {folder} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise CheckpointError(f"cannot write the checkpoint {path} in {folder}: {error.strerror}") from None
+
+
 def load(path: str | Path) -> Checkpoint:
     """Read a checkpoint written by `save`; CheckpointError if it is missing or not one."""
     path = Path(path)
@@ -73,7 +92,7 @@ def load(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"{path} is not a tinygrad_rnn checkpoint (it has no 'meta' entry)")
     try:
         return _from_arrays(arrays)
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise CheckpointError(f"{path} is not a valid {FORMAT} checkpoint: {error}") from None
 
 
@@ -126,8 +145,13 @@ def _to_arrays(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
 
 def _from_arrays(arrays: dict[str, np.ndarray]) -> Checkpoint:
     meta = json.loads(str(arrays["meta"][()]))
+    if not isinstance(meta, dict):
+        raise ValueError(f"its metadata is a JSON {type(meta).__name__}, expected an object")
     if meta.get("format") != FORMAT:
         raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT!r}")
+    for key, kind in (("config", dict), ("rng", dict), ("optimizer", dict)):
+        if not isinstance(meta.get(key), kind):
+            raise ValueError(f"its metadata's {key!r} is {type(meta.get(key)).__name__}, expected an object")
     state: dict[int, dict[str, Any]] = {
         int(position): dict(numbers) for position, numbers in meta["optimizer"]["numbers"].items()
     }

@@ -148,6 +148,8 @@ def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) ->
     verbose prints a progress bar (tqdm, else a line every few percent), the validation loss every
     `eval_every` steps and a generated sample every `sample_every` steps.
     """
+    if config.checkpoint:
+        ckpt.check_writable(config.checkpoint)
     corpus = load_corpus(config.text, config.valid_fraction)
     vocab, vocab_size = corpus.vocab, len(corpus.vocab)
     rng = np.random.default_rng(config.seed)
@@ -162,7 +164,12 @@ def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) ->
         ckpt.restore(saved, model, optimizer, source=f"checkpoint {config.checkpoint}")
         for group in optimizer.param_groups:
             group["lr"] = config.lr
-        rng.bit_generator.state = saved.rng["model"]
+        try:
+            rng.bit_generator.state = saved.rng["model"]
+        except (TypeError, ValueError, KeyError) as error:
+            raise ckpt.CheckpointError(
+                f"checkpoint {config.checkpoint} has an invalid random state: {error}"
+            ) from None
         step, position, hidden = saved.step, saved.position, _state_from_arrays(saved.hidden)
         losses = saved.history["train_loss"].tolist()
         valid_steps = saved.history["valid_step"].astype(int).tolist()

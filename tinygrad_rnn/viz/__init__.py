@@ -4,9 +4,18 @@ The only part of tinygrad_rnn that imports graphviz. It reads the graph through 
 surface (parents, op, output_index, shape, dtype, grad, scope, name, detached).
 """
 
-from .backends import RenderError, find_renderer
-from .drawing import Picture, draw
+from .backends import RENDER_TIMEOUT, RenderError, find_renderer
+from .drawing import READABLE_STEPS, Picture, draw
 from .rendering import render
 from .walk import retain_grads
 
-__all__ = ["Picture", "RenderError", "draw", "find_renderer", "render", "retain_grads"]
+__all__ = [
+    "READABLE_STEPS",
+    "RENDER_TIMEOUT",
+    "Picture",
+    "RenderError",
+    "draw",
+    "find_renderer",
+    "render",
+    "retain_grads",
+]

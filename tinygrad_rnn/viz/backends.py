@@ -10,6 +10,7 @@ from pathlib import Path
 
 FORMATS = ("svg", "png", "pdf", "dot")
 PURE_FORMATS = ("svg", "png")
+RENDER_TIMEOUT = 60.0  # seconds; a few hundred steps at op detail would take minutes and gigabytes
 
 
 class RenderError(RuntimeError):
@@ -27,22 +28,38 @@ def find_renderer(fmt: str) -> str | None:
     return shutil.which("graphviz-pure") or shutil.which("graphviz-pure", path=sysconfig.get_path("scripts"))
 
 
-def run(program: str, source: str, fmt: str) -> bytes:
-    """The picture `program` draws from DOT `source` in format `fmt`."""
-    done = subprocess.run(
-        [program, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, check=False
+def run(program: str, source: str, fmt: str, timeout: float | None = RENDER_TIMEOUT) -> bytes:
+    """The picture `program` draws from DOT `source` in format `fmt`, within `timeout` seconds.
+
+    The process never outlives this call: it is killed and waited for on a timeout, a
+    KeyboardInterrupt or any other exception.
+    """
+    process = subprocess.Popen(
+        [program, f"-T{fmt}"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    if done.returncode != 0:
-        error = done.stderr.decode("utf-8", "replace").strip()
-        raise RenderError(f"render: {program} -T{fmt} failed with exit code {done.returncode}: {error}")
-    return done.stdout
+    try:
+        out, err = process.communicate(source.encode("utf-8"), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise RenderError(
+            f"render: {Path(program).name} -T{fmt} did not finish within {timeout:g} s and was stopped; "
+            "draw fewer steps (max_steps, --max-steps), the cells (detail='cells'), or allow more time "
+            "(timeout=, --timeout)"
+        ) from None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    if process.returncode != 0:
+        error = err.decode("utf-8", "replace").strip()
+        raise RenderError(f"render: {program} -T{fmt} failed with exit code {process.returncode}: {error}")
+    return out
 
 
 def missing(fmt: str, source: Path | None) -> str:
     """The error for no renderer: both ways to install one, and where the DOT source was written."""
     if fmt in PURE_FORMATS:
         found = "neither the system Graphviz `dot` nor `graphviz-pure` is installed"
-        fixes = "`pip install graphviz-pure` (or `pip install tinygrad_rnn[viz]`), or the system Graphviz"
+        fixes = "`pip install graphviz-pure` (a dependency of tinygrad_rnn), or the system Graphviz"
     else:
         found = f"{fmt} needs the system Graphviz `dot`, which is not on the PATH (graphviz-pure: svg, png)"
         fixes = "the system Graphviz, or ask for svg or png and `pip install graphviz-pure`"

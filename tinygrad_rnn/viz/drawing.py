@@ -10,16 +10,35 @@ from ..tensor import Tensor
 from .backends import RenderError, find_renderer, missing, run
 from .graph import DETACHED, OP, PARAM, Node, build, parameter_names
 from .steps import Chain, Step, elided
-from .style import CELL_FILL, DARK, FILL, GradScale, describe, grad_norm, grad_text, node_label, text
+from .style import (
+    CELL_FILL,
+    DARK,
+    FILL,
+    GradScales,
+    describe,
+    grad_norm,
+    grad_text,
+    node_label,
+    quantity,
+    text,
+    tooltip,
+)
 
 DETAILS = ("ops", "cells")
 RANKDIRS = ("LR", "RL", "TB", "BT")
+SCALES = ("quantity", "global")
+READABLE_STEPS = 16  # more steps per layer than this are elided unless max_steps says otherwise
 FONT = "Helvetica"
 Edges = dict[tuple[str, str], dict[str, str]]
 
 
 class Picture(graphviz.Digraph):
-    """The Digraph `draw` returns; in Jupyter it displays through `find_renderer` (dot or graphviz-pure)."""
+    """The Digraph `draw` returns; in Jupyter it displays through `find_renderer` (dot or graphviz-pure).
+
+    `elided` says which steps were drawn as one elision node ('' when none), as the picture's title does.
+    """
+
+    elided: str = ""
 
     def _repr_image_svg_xml(self) -> str:
         program = find_renderer("svg")
@@ -34,11 +53,12 @@ def draw(
     detail: str = "ops",
     show_shapes: bool = True,
     show_grads: bool = False,
-    max_steps: int | None = None,
+    max_steps: int | None = READABLE_STEPS,
     params: Any = None,
     rankdir: str = "LR",
     show_dtype: bool = False,
-) -> graphviz.Digraph:
+    grad_scale: str = "quantity",
+) -> Picture:
     """The graph that computed `root` (typically the loss), as a Digraph (node names n0, n1, ...).
 
     - Ops are rounded boxes (op, output shape, dtype with `show_dtype`), parameters yellow boxes
@@ -47,19 +67,25 @@ def draw(
     - Ops run under a step scope (``lstm.l0.t3``) sit in one cluster per step inside one cluster per
       layer and direction; ops outside any step stand outside. `detail='cells'` draws each step of
       each layer and direction as one node ('LSTM l0 t3').
-    - `max_steps=k` keeps the first ceil(k/2) and last floor(k/2) steps of each layer and direction
-      and draws the rest as one elision node.
+    - `max_steps=k` (default READABLE_STEPS = 16) keeps the first ceil(k/2) and last floor(k/2) steps
+      of each layer and direction and draws the rest as one elision node, as the picture's title
+      says; `max_steps=None` draws every step (a few hundred steps take minutes to lay out).
     - `show_grads` (after backward) colours nodes by log10 ‖grad‖ with a legend; call
       `retain_grads(root)` before backward so intermediate tensors keep theirs. Grey: no grad kept.
+      `grad_scale='quantity'` spans one scale per quantity (the cells of one layer, one op of the
+      step across its steps, the parameters, ...), so ‖dL/dh_t‖ shrinking over t shows as colours;
+      `'global'` spans one scale over every node drawn.
+    - Unnamed leaves are labelled by their shape; names are drawn verbatim (DOT/HTML escaped); SVG
+      output shows the shape, dtype and ‖grad‖ of each node on hover.
     - A tensor cut from the graph by `detach()` (truncated BPTT) sits in a dashed cluster.
     """
-    _check(root, detail, max_steps, rankdir)
+    _check(root, detail, max_steps, rankdir, grad_scale)
     nodes, root_index = build(root, parameter_names(params))
     layout = _Layout(nodes, root_index, detail == "cells", max_steps)
-    painter = _Painter(layout, show_shapes, show_dtype, show_grads)
+    painter = _Painter(layout, show_shapes, show_dtype, show_grads, grad_scale)
     graph = Picture(
         "tinygrad_rnn",
-        graph_attr={"rankdir": rankdir, "compound": "true", "fontname": FONT, "fontsize": "11"},
+        graph_attr={"rankdir": rankdir, "compound": "true", "fontname": FONT, "fontsize": "12"},
         node_attr={
             "shape": "box",
             "style": "filled,rounded",
@@ -84,7 +110,10 @@ def draw(
     for (src, dst), attrs in layout.edges.items():
         graph.edge(src, dst, **attrs)
     if show_grads:
-        graph.node("legend", label=painter.scale.legend(), shape="plaintext", style="")
+        graph.node("legend", label=painter.scales.legend(), shape="plaintext", style="")
+    graph.elided = layout.elided_text(max_steps)
+    if graph.elided:
+        graph.attr(label=text(graph.elided + "; max_steps=None draws every step"), labelloc="t")
     return graph
 
 
@@ -107,6 +136,16 @@ class _Layout:
                 if self.kept(node.step):
                     self.by_step.setdefault(node.step, []).append(node)
         self.edges, self.outputs = self._edges()
+
+    def elided_text(self, max_steps: int | None) -> str:
+        """'200 steps per layer: t8 to t191 drawn as one node (max_steps=16)', or '' when none was elided."""
+        gaps = [(len(self.chains[c]), gap) for c, gap in self.hidden.items() if gap]
+        if not gaps:
+            return ""
+        total, gap = max(gaps, key=lambda pair: pair[0])
+        return (
+            f"{total} steps per layer: t{min(gap)} to t{max(gap)} drawn as one node (max_steps={max_steps})"
+        )
 
     def kept(self, step: Step | None) -> bool:
         return step is not None and step.t not in self.hidden[step.chain]
@@ -152,7 +191,9 @@ class _Layout:
 class _Painter:
     """Labels and colours of the units a `_Layout` places."""
 
-    def __init__(self, layout: _Layout, show_shapes: bool, show_dtype: bool, show_grads: bool) -> None:
+    def __init__(
+        self, layout: _Layout, show_shapes: bool, show_dtype: bool, show_grads: bool, grad_scale: str
+    ) -> None:
         self.layout, self.show_shapes, self.show_dtype, self.show_grads = (
             layout,
             show_shapes,
@@ -160,20 +201,26 @@ class _Painter:
             show_grads,
         )
         self.norms: dict[str, float | None] = {}
-        if show_grads:
-            for node in layout.nodes:
-                if layout.units[node.index] == f"n{node.index}":
-                    self.norms[layout.units[node.index]] = grad_norm(node.tensors)
-            for cell, members in layout.outputs.items():
-                self.norms[cell] = grad_norm(t for k in members for t in layout.nodes[k].tensors)
-        self.scale = GradScale(self.norms.values())
+        self.quantities: dict[str, str] = {}
+        for node in layout.nodes:
+            if layout.units[node.index] == f"n{node.index}":
+                self.norms[f"n{node.index}"] = grad_norm(node.tensors)
+                self.quantities[f"n{node.index}"] = quantity(node)
+        if layout.cells:
+            for chain, steps in layout.chains.items():
+                for t in steps:
+                    cell = layout.cell(Step(chain, t))
+                    members = layout.outputs.get(cell, {})
+                    self.norms[cell] = grad_norm(tk for k in members for tk in layout.nodes[k].tensors)
+                    self.quantities[cell] = f"{chain.title} cells"
+        self.scales = GradScales(self.norms, self.quantities if grad_scale == "quantity" else None)
 
     def layer(self, chain: Chain) -> graphviz.Digraph:
         """The cluster of one layer in one direction: its steps (clusters or cells) and elision node."""
         layout = self.layout
         k = layout.chain_ids[chain]
         cluster = graphviz.Digraph(f"cluster_layer{k}")
-        cluster.attr(label=text(chain.title), style="rounded", color="#969696")
+        cluster.attr(label=graphviz.nohtml(text(chain.title)), style="rounded", color="#969696")
         gap = layout.hidden[chain]
         before = sorted(t for t in layout.chains[chain] - gap if not gap or t < min(gap))
         after = sorted(t for t in layout.chains[chain] - gap if gap and t > min(gap))
@@ -195,8 +242,13 @@ class _Painter:
     def node(self, into: graphviz.Digraph, node: Node) -> None:
         name = self.layout.units[node.index]
         norm = self.norms.get(name)
-        attrs = {"label": node_label(node, self.show_shapes, self.show_dtype, norm)}
-        fill = self.scale.colour(norm) if self.show_grads else FILL[node.kind]
+        attrs = {
+            "label": graphviz.nohtml(
+                node_label(node, self.show_shapes, self.show_dtype, norm if self.show_grads else None)
+            ),
+            "tooltip": graphviz.nohtml(tooltip(node.name or node.op or node.kind, node.tensors, norm)),
+        }
+        fill = self.scales.colour(name, norm) if self.show_grads else FILL[node.kind]
         if self.show_grads or fill != FILL[OP]:
             attrs["fillcolor"] = fill
         if fill in DARK:
@@ -211,21 +263,23 @@ class _Painter:
         """One step of one layer as one node: its title, the values that leave it, their ‖grad‖."""
         name = self.layout.cell(step)
         leaving = [self.layout.nodes[k] for k in self.layout.outputs.get(name, {})]
-        lines = [step.chain.cell_title(step.t)]
+        lines = [text(step.chain.cell_title(step.t))]
         if self.show_shapes or self.show_dtype:
             for n in leaving:
                 lines.append(
                     f"{text(n.name or n.op)} {describe(n.tensors, self.show_shapes, self.show_dtype)}"
                 )
+        norm = self.norms.get(name)
         attrs = {"fillcolor": CELL_FILL}
         if self.show_grads:
-            norm = self.norms.get(name)
-            attrs["fillcolor"] = self.scale.colour(norm)
+            attrs["fillcolor"] = self.scales.colour(name, norm)
             if norm is not None:
                 lines.append(grad_text(norm))
             if attrs["fillcolor"] in DARK:
                 attrs["fontcolor"] = "white"
-        into.node(name, label="\\n".join(lines), **attrs)
+        tip = [tooltip(n.name or n.op, n.tensors, None) for n in leaving]
+        attrs["tooltip"] = graphviz.nohtml("\\n".join([lines[0], *tip] + ([grad_text(norm)] if norm else [])))
+        into.node(name, label=graphviz.nohtml("\\n".join(lines)), **attrs)
 
     @staticmethod
     def elision(into: graphviz.Digraph, chain: int, steps: set[int]) -> None:
@@ -233,7 +287,7 @@ class _Painter:
         into.node(f"elision{chain}", label=label, style="dashed,rounded", fillcolor="none")
 
 
-def _check(root: Any, detail: Any, max_steps: Any, rankdir: Any) -> None:
+def _check(root: Any, detail: Any, max_steps: Any, rankdir: Any, grad_scale: Any) -> None:
     if not isinstance(root, Tensor):
         raise TypeError(f"draw: expected a Tensor (typically the loss), got {type(root).__name__}")
     if detail not in DETAILS:
@@ -244,3 +298,5 @@ def _check(root: Any, detail: Any, max_steps: Any, rankdir: Any) -> None:
         raise ValueError(f"draw: max_steps must be a positive int or None, got {max_steps!r}")
     if rankdir not in RANKDIRS:
         raise ValueError(f"draw: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
+    if grad_scale not in SCALES:
+        raise ValueError(f"draw: grad_scale must be 'quantity' or 'global', got {grad_scale!r}")

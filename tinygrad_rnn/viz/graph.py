@@ -93,7 +93,7 @@ def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
             scopes[t.scope] = parse_scope(t.scope)
         step = scopes[t.scope] if not t.is_leaf else None
         name = names.get(id(t), t.name)
-        nodes.append(Node(len(nodes), [t], _kind(t), name, sources, constants, step))
+        nodes.append(Node(len(nodes), [t], _kind(t, names), name, sources, constants, step))
         drawn_as.append(nodes[-1].index)
         if not t.is_leaf:
             calls[id(t.parents)] = (t.parents, nodes[-1].index)
@@ -105,11 +105,15 @@ def _is_constant(t: Tensor) -> bool:
     return t.ndim == 0 and not t.requires_grad and not t.detached and t.name is None
 
 
-def _kind(t: Tensor) -> str:
+def _kind(t: Tensor, names: dict[int, str]) -> str:
+    """A leaf is a parameter if it is among the `params` given (without them: if it requires grad), so
+    an input that requires grad to show dL/dx (x, h0) is still drawn as an input."""
     if not t.is_leaf:
         return OP
     if t.detached:
         return DETACHED
+    if names:
+        return PARAM if id(t) in names else INPUT
     return PARAM if t.requires_grad else INPUT
 
 

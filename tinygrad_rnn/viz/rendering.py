@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import graphviz
 
 from ..tensor import Tensor
-from .backends import FORMATS, RenderError, find_renderer, missing, run
+from .backends import FORMATS, RENDER_TIMEOUT, RenderError, find_renderer, missing, run
 from .drawing import draw
 
 
@@ -16,16 +17,24 @@ def render(
     root_or_digraph: Tensor | graphviz.Digraph,
     path: str | os.PathLike[str],
     format: str | None = None,  # noqa: A002 (the name graphviz and torch use)
+    *,
+    timeout: float | None = RENDER_TIMEOUT,
+    **options: Any,
 ) -> Path:
-    """Write the picture of a Tensor's graph (drawn with `draw`'s defaults) or of a Digraph to `path`.
+    """Write the picture of a Tensor's graph, drawn by `draw(root, **options)` (detail, show_grads,
+    max_steps, params, ...), or of a Digraph, to `path`.
 
-    The format is `format` or the file's suffix: svg, png, pdf, or dot (the source, always works).
-    Returns the path written. Raises RenderError, after writing the DOT source next to `path`, when
-    neither the system Graphviz nor graphviz-pure can draw the format.
+    The format is `format` or the file's suffix: svg and png (the system Graphviz or graphviz-pure),
+    pdf (the system Graphviz only), or dot (the source, always works). Returns the path written.
+    Raises RenderError, after writing the DOT source next to `path`, when no installed program can
+    draw the format, and when drawing takes longer than `timeout` seconds (None: no limit); the
+    renderer process is killed then, and on any interruption.
     """
     if isinstance(root_or_digraph, Tensor):
-        graph = draw(root_or_digraph)
+        graph = draw(root_or_digraph, **options)
     elif isinstance(root_or_digraph, graphviz.Digraph):
+        if options:
+            raise TypeError(f"render: draw options ({', '.join(options)}) apply to a Tensor, not a Digraph")
         graph = root_or_digraph
     else:
         raise TypeError(
@@ -46,5 +55,5 @@ def render(
         source = path.with_suffix(".dot")
         source.write_text(graph.source, encoding="utf-8")
         raise RenderError(missing(fmt, source))
-    path.write_bytes(run(program, graph.source, fmt))
+    path.write_bytes(run(program, graph.source, fmt, timeout))
     return path

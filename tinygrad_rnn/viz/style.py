@@ -1,9 +1,10 @@
-"""How nodes look: label text, fill colours, and the colour scale for gradient norms."""
+"""How nodes look: label text, tooltips, fill colours, and the colour scales for gradient norms."""
 
 from __future__ import annotations
 
+import html
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
@@ -31,7 +32,8 @@ CELL_FILL = "#e5f5e0"
 
 
 def text(s: str) -> str:
-    """A user's string made safe inside a DOT label (backslashes would start escapes)."""
+    """A user's string made safe inside a DOT label: backslashes would start escapes (quotes are escaped
+    by graphviz's quoting, and labels are passed as `graphviz.nohtml` so that '<b>' is not HTML)."""
     return s.replace("\\", "\\\\")
 
 
@@ -48,7 +50,8 @@ def describe(tensors: list[Tensor], show_shapes: bool, show_dtype: bool) -> str:
 
 
 def node_label(node: Node, show_shapes: bool, show_dtype: bool, norm: float | None) -> str:
-    """'h = Mul', 'Sub(1, ·)', 'Split', 'weight_hh_l0', then the shape and |grad| lines."""
+    """'h = Mul', 'Sub(1, ·)', 'Split', 'weight_hh_l0', '(2, 4)' for an unnamed leaf, then the shape and
+    |grad| lines."""
     if node.kind == OP:
         only = node.tensors[0] if len(node.tensors) == 1 else None
         title = node.op + (f"[{only.output_index}]" if only is not None and only.output_index else "")
@@ -57,16 +60,37 @@ def node_label(node: Node, show_shapes: bool, show_dtype: bool, norm: float | No
         names = [node.name] if only is not None else [t.name for t in node.tensors]
         if any(n is not None for n in names):
             title = f"{text(', '.join(n for n in names if n is not None))} = {title}"
-    else:
-        title = text(node.name) if node.name is not None else ("parameter" if node.kind == PARAM else "input")
-        if node.kind == DETACHED:
-            title += " (detached)"
+    elif node.name is not None:
+        title = text(node.name)
+    else:  # an unnamed leaf: its shape says what it is better than a word would
+        title = ("parameter " if node.kind == PARAM else "") + describe(node.tensors, True, show_dtype)
+        show_shapes = show_dtype = False
+    if node.kind == DETACHED:
+        title += " (detached)"
     lines = [title, describe(node.tensors, show_shapes, show_dtype)]
     if node.kind == DETACHED:
         lines.append("graph cut: no gradient flows back")
     if norm is not None:
         lines.append(grad_text(norm))
     return "\\n".join(line for line in lines if line)
+
+
+def tooltip(title: str, tensors: list[Tensor], norm: float | None) -> str:
+    """What SVG shows on hover: 'h = Mul: (2, 4) float64, |grad| = 1.2e-01' (escaped for DOT)."""
+    tip = f"{text(title)}: {describe(tensors, True, True)}"
+    return tip + (f", {grad_text(norm)}" if norm is not None else "")
+
+
+def quantity(node: Node) -> str:
+    """What a node's ‖grad‖ is compared with on a per-quantity scale: the same op (or name) in the other
+    steps of its layer; parameters with parameters, inputs with inputs, the rest together."""
+    if node.kind == PARAM:
+        return "parameters"
+    if node.kind != OP:
+        return "inputs"
+    if node.step is None:
+        return "other ops"
+    return f"{node.name or node.op} ({node.step.chain.title})"
 
 
 def grad_text(norm: float) -> str:
@@ -84,6 +108,7 @@ class GradScale:
 
     def __init__(self, norms: Iterable[float | None]) -> None:
         logs = [math.log10(n) for n in norms if n is not None and n > 0 and math.isfinite(n)]
+        self.count = len(logs)
         self.low = min(logs, default=0.0)
         self.high = max(logs, default=0.0)
 
@@ -100,16 +125,56 @@ class GradScale:
             return NO_GRAD
         return ZERO if norm == 0 else PALETTE[self.bin(norm)]
 
+
+class GradScales:
+    """One GradScale per quantity (`quantities` maps each drawn unit to its quantity), or one for all
+    units when `quantities` is None; and the legend that says which."""
+
+    def __init__(self, norms: Mapping[str, float | None], quantities: Mapping[str, str] | None) -> None:
+        self.quantities = quantities
+        groups: dict[str, list[float | None]] = {}
+        for unit, norm in norms.items():
+            groups.setdefault(quantities[unit] if quantities is not None else "", []).append(norm)
+        self.scales = {key: GradScale(values) for key, values in groups.items()}
+
+    def colour(self, unit: str, norm: float | None) -> str:
+        key = self.quantities.get(unit, "") if self.quantities is not None else ""
+        return self.scales[key].colour(norm) if key in self.scales else GradScale([norm]).colour(norm)
+
     def legend(self) -> str:
-        """An HTML-like label: one row per colour, hottest first, with the smallest ‖grad‖ it covers."""
-        rows = ['<tr><td colspan="2"><b>|grad|, log scale</b></td></tr>']
-        if self.high - self.low < 1e-12:
-            bins = [(PALETTE[len(PALETTE) // 2], f"{10**self.low:.1e}")]
+        """An HTML-like label. One scale: a row per colour, hottest first, with the smallest ‖grad‖ it
+        covers. Per quantity: the colours from smallest to largest in one row, then the range of each
+        quantity with more than one value."""
+        if self.quantities is not None:
+            cells = "".join(f'<td bgcolor="{c}" width="14"> </td>' for c in PALETTE)
+            rows = [
+                _row("|grad|, log scale per quantity (each across its steps)", None, 12),
+                f"<tr><td>smallest</td>{cells}<td>largest</td></tr>",
+                f'<tr><td bgcolor="{ZERO}">0</td><td colspan="11" bgcolor="{NO_GRAD}">no grad kept</td></tr>',
+            ]
+            for key, scale in sorted(self.scales.items()):
+                if scale.count > 1 and scale.high > scale.low:
+                    line = f"{html.escape(key)}: {10**scale.low:.1e} to {10**scale.high:.1e}"
+                    rows.append(_row(line, "", 12))
         else:
-            width = (self.high - self.low) / len(PALETTE)
-            bins = [(c, f"&#8805; {10 ** (self.low + k * width):.1e}") for k, c in enumerate(PALETTE)]
-        for colour, value in [*reversed(bins), (ZERO, "0"), (NO_GRAD, "no grad kept")]:
-            rows.append(f'<tr><td bgcolor="{colour}" width="24"> </td><td align="left">{value}</td></tr>')
+            scale = self.scales.get("", GradScale([]))
+            rows = [_row("|grad|, one log scale for all nodes", None)]
+            if scale.high - scale.low < 1e-12:
+                bins = [(PALETTE[len(PALETTE) // 2], f"{10**scale.low:.1e}")]
+            else:
+                width = (scale.high - scale.low) / len(PALETTE)
+                bins = [(c, f"&#8805; {10 ** (scale.low + k * width):.1e}") for k, c in enumerate(PALETTE)]
+            for colour, value in [*reversed(bins), (ZERO, "0"), (NO_GRAD, "no grad kept")]:
+                rows.append(_row(value, colour))
         return (
             '<<table border="0" cellborder="1" cellspacing="0" cellpadding="3">' + "".join(rows) + "</table>>"
         )
+
+
+def _row(value: str, colour: str | None, span: int = 2) -> str:
+    """A legend row: a bold title (colour None), a line of text (''), or a colour swatch and its text."""
+    if colour is None:
+        return f'<tr><td colspan="{span}"><b>{value}</b></td></tr>'
+    if not colour:
+        return f'<tr><td colspan="{span}" align="left">{value}</td></tr>'
+    return f'<tr><td bgcolor="{colour}" width="24"> </td><td align="left">{value}</td></tr>'
