@@ -553,7 +553,8 @@ class Linear(Function):
         dx = grad @ weight if needs[0] else None
         dweight = None
         if needs[1]:
-            dweight = DeferredProduct(grad.reshape(-1, grad.shape[-1]), x.reshape(-1, x.shape[-1]))
+            rows = int(np.prod(grad.shape[:-1]))  # not -1: a size-0 batch leaves it undetermined
+            dweight = DeferredProduct(grad.reshape(rows, grad.shape[-1]), x.reshape(rows, x.shape[-1]))
         if len(needs) == 2:
             return dx, dweight
         return dx, dweight, unbroadcast(grad, ctx.bias_shape) if needs[2] else None
