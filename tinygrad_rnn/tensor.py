@@ -648,7 +648,8 @@ class Tensor:
     def max(
         self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None
     ) -> Tensor:
-        """The largest values (like numpy's max / torch.amax); the gradient goes to the arg-max."""
+        """The largest values (like numpy's max / torch.amax); the gradient of a slice is split evenly
+        among its tied maxima, as torch.amax (min, too)."""
         axis, keepdims = self._reduction_axes("max", axis, keepdims, dim, keepdim)
         return ops.Max.apply(self, axis=axis, keepdims=keepdims)
 
@@ -1006,7 +1007,8 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
         for i, (parent, g) in enumerate(zip(ctx.parents, grads, strict=True)):
             if g is None or not parent.requires_grad:
                 continue
-            if type(g) is not np.ndarray or g.shape != parent.shape or g.dtype != parent.dtype:
+            # checked per edge, so cheaply: an equal dtype that is not the same object takes the long way
+            if type(g) is not np.ndarray or g.shape != parent.shape or g.dtype is not parent.dtype:
                 g = _checked_grad(ctx, i, parent, g)
             parent_ctx = parent._ctx
             if parent_ctx is None:
