@@ -7,6 +7,7 @@ import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
+from tinygrad_rnn.errors import ShapeError
 
 KINDS = {
     "rnn_tanh": lambda **kw: nn.RNN(nonlinearity="tanh", **kw),
@@ -321,3 +322,128 @@ def test_bad_inputs_are_named():
         nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match=r"RNNCell: expected input of shape \(N, 3\)"):
         nn.RNNCell(3, 4)(tg.zeros(2, 5))
+
+
+# --- torch's argument checks, errors and edge cases ---------------------------------------------------------
+
+LAYER_CLASSES = {"RNN": nn.RNN, "LSTM": nn.LSTM, "GRU": nn.GRU}
+CELL_CLASSES = {"RNNCell": nn.RNNCell, "LSTMCell": nn.LSTMCell, "GRUCell": nn.GRUCell}
+BAD_ARGUMENTS = [  # (arguments, keywords, error); torch raises the same error class for each
+    ((3.0, 4), {}, TypeError),
+    ((3, 4.0), {}, TypeError),
+    ((3, 4, 2.0), {}, TypeError),
+    ((3, 4), {"bias": 0}, TypeError),
+    ((3, 4), {"batch_first": 1}, TypeError),
+    ((3, 0), {}, ValueError),
+    ((0, 4), {}, ValueError),
+    ((3, 4, 0), {}, ValueError),
+    ((3, 4), {"dropout": 1.5}, ValueError),
+    ((3, 4), {"dropout": True}, ValueError),
+]
+
+
+@pytest.mark.parametrize("name", list(LAYER_CLASSES))
+@pytest.mark.parametrize(("args", "kwargs", "error"), BAD_ARGUMENTS)
+def test_constructor_arguments_are_checked_as_torch(name, args, kwargs, error):
+    with pytest.raises(error):
+        LAYER_CLASSES[name](*args, **kwargs)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(error):
+        getattr(torch.nn, name)(*args, **kwargs)
+
+
+def test_flags_and_sizes_are_refused_with_their_names():
+    with pytest.raises(TypeError, match=r"LSTM: bias should be of type bool, got int 0"):
+        nn.LSTM(3, 4, bias=0)
+    with pytest.raises(TypeError, match=r"GRU: input_size should be of type int, got float 3.0"):
+        nn.GRU(3.0, 4)
+    with pytest.raises(TypeError, match=r"RNN: bidirectional should be of type bool, got int 1"):
+        nn.RNN(3, 4, bidirectional=1)  # torch lets this one through; a flag is a bool here
+    with pytest.raises(TypeError, match=r"LSTMCell: input_size should be of type int, got float 3.0"):
+        nn.LSTMCell(3.0, 4)
+    with pytest.raises(ValueError, match=r"dropout should be a number in \[0, 1\]"):
+        nn.LSTM(3, 4, dropout=-0.1)
+
+
+def _torch_and_ours(torch, name, build):
+    """The same layer or cell in float64 here and in torch, with the same weights."""
+    ours = build(getattr(nn, name), {"dtype": np.float64, "rng": 0})
+    theirs = build(getattr(torch.nn, name), {"dtype": torch.float64})
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    return ours, theirs
+
+
+SHAPE_MISMATCHES = {  # torch raises RuntimeError for each; ours is a ShapeError (ValueError and RuntimeError)
+    "input width": ("LSTM", lambda cls, kw: cls(3, 4, **kw), lambda z: (z(5, 2, 7),)),
+    "hx shape": ("GRU", lambda cls, kw: cls(3, 4, **kw), lambda z: (z(5, 2, 3), z(2, 2, 4))),
+    "h_0 batch": ("LSTM", lambda cls, kw: cls(3, 4, **kw), lambda z: (z(5, 2, 3), (z(1, 3, 4), z(1, 2, 4)))),
+    "no steps": ("RNN", lambda cls, kw: cls(3, 4, **kw), lambda z: (z(0, 2, 3),)),
+    "cell batch": ("RNNCell", lambda cls, kw: cls(3, 4, **kw), lambda z: (z(2, 3), z(3, 4))),
+    "cell width": ("GRUCell", lambda cls, kw: cls(3, 4, **kw), lambda z: (z(2, 5),)),
+    "lstm cell batch": ("LSTMCell", lambda cls, kw: cls(3, 4, **kw), lambda z: (z(2, 3), (z(3, 4), z(3, 4)))),
+}
+
+
+@pytest.mark.parametrize("case", list(SHAPE_MISMATCHES))
+def test_shape_mismatches_raise_what_torch_code_catches(case):
+    torch = pytest.importorskip("torch")
+    name, build, arguments = SHAPE_MISMATCHES[case]
+    ours, theirs = _torch_and_ours(torch, name, build)
+
+    def ours_zeros(*shape):
+        return tg.Tensor(np.zeros(shape))
+
+    def torch_zeros(*shape):
+        return torch.zeros(shape, dtype=torch.float64)
+
+    with pytest.raises(RuntimeError):
+        theirs(*arguments(torch_zeros))
+    with pytest.raises(RuntimeError) as caught:
+        ours(*arguments(ours_zeros))
+    assert isinstance(caught.value, ShapeError) and isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("name", list(LAYER_CLASSES))
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_an_empty_batch_gives_empty_outputs_of_torchs_shapes(name, batch_first):
+    torch = pytest.importorskip("torch")
+
+    def build(cls, kw):
+        return cls(3, 4, num_layers=2, bidirectional=True, batch_first=batch_first, **kw)
+
+    ours, theirs = _torch_and_ours(torch, name, build)
+    shape = (0, 5, 3) if batch_first else (5, 0, 3)
+    x = tg.Tensor(np.zeros(shape), requires_grad=True)
+    output, h_n = ours(x)
+    ref_out, ref_h = theirs(torch.zeros(shape, dtype=torch.float64))
+    assert output.shape == tuple(ref_out.shape)
+    parts, ref_parts = (h_n, ref_h) if name == "LSTM" else ((h_n,), (ref_h,))
+    assert [p.shape for p in parts] == [tuple(p.shape) for p in ref_parts]
+    output.sum().backward()
+    assert x.grad.shape == shape
+    assert all(p.grad.shape == p.shape and not p.grad.data.any() for p in ours.parameters())
+
+
+def test_dropout_one_between_layers_drops_everything_as_torch():
+    torch = pytest.importorskip("torch")
+    ours, theirs = _torch_and_ours(torch, "LSTM", lambda cls, kw: cls(3, 4, num_layers=2, dropout=1.0, **kw))
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    output, (h_n, c_n) = ours(tg.Tensor(x))
+    ref_out, (ref_h, ref_c) = theirs(torch.from_numpy(x))
+    np.testing.assert_allclose(output.data, ref_out.detach().numpy(), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(h_n.data, ref_h.detach().numpy(), rtol=1e-12, atol=1e-14)
+    other, _ = ours(tg.Tensor(x + 1.0))  # layer 1 sees zeros whatever the input
+    np.testing.assert_array_equal(other.data, output.data)
+
+
+@pytest.mark.parametrize("name", list(CELL_CLASSES))
+def test_cells_with_hidden_size_zero_work_as_torch(name):
+    torch = pytest.importorskip("torch")
+    ours, theirs = _torch_and_ours(torch, name, lambda cls, kw: cls(3, 0, **kw))
+    x = tg.Tensor(np.ones((2, 3)), requires_grad=True)
+    out = ours(x)
+    ref = theirs(torch.ones((2, 3), dtype=torch.float64))
+    parts, ref_parts = (out, ref) if name == "LSTMCell" else ((out,), (ref,))
+    assert [p.shape for p in parts] == [tuple(p.shape) for p in ref_parts] == [(2, 0)] * len(parts)
+    tg.stack(list(parts)).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, 0.0)

@@ -21,14 +21,20 @@ State = Tensor | tuple[Tensor, ...]
 
 
 def output_of(state: State) -> Tensor:
-    """h_t: the state itself, or its first element."""
-    return state[0] if isinstance(state, tuple) else state
+    """h_t: the state itself, or its first element; named 'h' unless the cell named it, so the pictures
+    and the comparison report find each step's hidden state as they do the built-ins'."""
+    h = state[0] if isinstance(state, tuple) else state
+    if h.name is None:
+        h.name = "h"
+    return h
 
 
 def describe(value: Any) -> str:
     """'a Tensor (4, 8)', 'a tuple of 2: Tensor (4, 8), Tensor (4, 9)', 'a list'."""
     if isinstance(value, Tensor):
         return f"a Tensor {value.shape}"
+    if isinstance(value, tuple) and not value:
+        return "an empty tuple"
     if isinstance(value, tuple):
         parts = ", ".join(f"Tensor {v.shape}" if isinstance(v, Tensor) else type(v).__name__ for v in value)
         return f"a tuple of {len(value)}: {parts}"
