@@ -1,38 +1,54 @@
-# Quick start: `make demo` runs the demo, `make test` runs the tests. Both create (or reuse) the
-# virtual environment in .venv and install the package with its dev extras into it.
+# Quick start: `make demo` runs the demo, `make test` runs the tests. Both create (or reuse) the virtual
+# environment in .venv. The demo needs the package alone; the tests add the dev tools and PyTorch, so
+# that the comparisons with PyTorch run rather than skip. The commands choose their BLAS threads
+# themselves (see tinygrad_rnn/cli/threads.py): no environment variable is needed.
 VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+BASE := $(VENV)/.installed-base
+DEV := $(VENV)/.installed-dev
+TORCH_STAMP := $(VENV)/.installed-torch
+# PyTorch's CPU build, as pinned for the comparison tests. Where pip's default index would give a CUDA
+# build, point TORCH_INDEX at PyTorch's CPU wheel index (make test TORCH_INDEX=...).
+TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: demo test lint bench install torch clean
 
-$(STAMP): setup.cfg pyproject.toml
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+
+# the package and its dependencies (numpy, graphviz, graphviz-pure, threadpoolctl, safetensors): the demo
+$(BASE): setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+# pytest, hypothesis, ruff, tqdm and the notebook tools
+$(DEV): $(BASE)
 	$(PY) -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+$(TORCH_STAMP): $(DEV)
+	$(PY) -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH)
+	touch $@
 
-# one BLAS thread: the matrices here are small, and BLAS threads fighting for 2 busy cores cost more
-# than they give (tests and notebooks ran up to 10x slower on a loaded machine)
-demo: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(PY) -m tinygrad_rnn demo
+install: $(DEV)
 
-test: $(STAMP)
+torch: $(TORCH_STAMP)
+
+demo: $(BASE)
+	$(PY) -m tinygrad_rnn demo
+
+# -rs lists every skipped test with its reason at the end of the run
+test: $(TORCH_STAMP)
 	$(PY) -m ruff check tinygrad_rnn tests benchmarks notebooks
-	OPENBLAS_NUM_THREADS=1 $(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(PY) -m ruff check tinygrad_rnn tests benchmarks notebooks
 	$(PY) -m ruff format --check tinygrad_rnn tests benchmarks notebooks
 
-# optional: PyTorch for the comparison tests (they are skipped without it)
-torch: $(STAMP)
-	$(PY) -m pip install --quiet torch==2.13.0
-
-bench: $(STAMP)
+bench: $(BASE)
 	$(PY) benchmarks/ops.py
 
 clean:

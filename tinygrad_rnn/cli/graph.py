@@ -48,7 +48,14 @@ def _graph(args: argparse.Namespace) -> int:
         viz.retain_grads(loss)
     loss.backward()
     max_steps = None if args.all_steps else args.max_steps
-    picture = viz.draw(loss, detail=args.detail, show_grads=args.grads, max_steps=max_steps, params=model)
+    picture = viz.draw(
+        loss,
+        detail=args.detail,
+        show_grads=args.grads,
+        max_steps=max_steps,
+        params=model,
+        rankdir=args.rankdir,
+    )
     if picture.elided:
         print(f"tinygrad-rnn graph: {picture.elided}; --all-steps draws every step", file=sys.stderr)
     try:
@@ -85,6 +92,12 @@ def add_graph_parser(commands: Any) -> None:
         default=viz.RENDER_TIMEOUT,
         metavar="SECONDS",
         help=f"stop a render that runs longer (default {viz.RENDER_TIMEOUT:g})",
+    )
+    p.add_argument(
+        "--rankdir",
+        choices=["LR", "TB"],
+        default="LR",
+        help="time runs left to right (LR, wide) or top to bottom (TB, narrow: fits a page)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
