@@ -80,7 +80,7 @@ class RecurrentBase(Module):
         return 2 if self.bidirectional else 1
 
     def _layer_input_size(self, layer: int) -> int:
-        return self.input_size if layer == 0 else self.hidden_size * self.num_directions
+        return self.input_size if layer == 0 else self._state_size(0) * self.num_directions  # h's width
 
     def _suffixes(self, layer: int) -> list[str]:
         """'_l0' and '_l0_reverse': the names of one layer's directions, as torch's parameters."""

@@ -75,11 +75,15 @@ class RNNStep(_Step):
 
 class LSTMStep(_Step):
     """Gates i|f|g|o = x_t W_ihᵀ + b_ih + h_{t−1} W_hhᵀ + b_hh (b_hh added in `project`);
-    i, f, o = σ(·), g = tanh(·); c_t = f ⊙ c_{t−1} + i ⊙ g; h_t = o ⊙ tanh(c_t)."""
+    i, f, o = σ(·), g = tanh(·); c_t = f ⊙ c_{t−1} + i ⊙ g; h_t = o ⊙ tanh(c_t), or with a
+    projection W_hr (P, H) (torch's proj_size) h_t = (o ⊙ tanh(c_t)) W_hrᵀ, of width P."""
 
-    def __init__(self, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None) -> None:
+    def __init__(
+        self, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, w_hr: Tensor | None = None
+    ) -> None:
         self.w_ih, self.recurrent = w_ih, _Recurrent(w_hh)
         self.bias = b_ih + b_hh if b_ih is not None else None
+        self.projection = _Recurrent(w_hr) if w_hr is not None else None
 
     project = RNNStep.project
 
@@ -93,7 +97,8 @@ class LSTMStep(_Step):
             _named(o.sigmoid(), "o"),
         )
         c = _named(ops.Addcmul.apply(f * c, i, g), "c")  # f ⊙ c + i ⊙ g
-        return _named(o * c.tanh(), "h"), c
+        h = o * c.tanh()
+        return _named(h if self.projection is None else self.projection(h, None), "h"), c
 
 
 class GRUStep(_Step):
