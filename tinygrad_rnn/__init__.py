@@ -1,7 +1,7 @@
 """tinygrad_rnn: recurrent networks from scratch — a numpy autograd, hand-written BPTT, pictures."""
 
 from . import manual, nn, optim, viz
-from .compare import compare
+from .comparison import compare
 from .context import enable_grad, is_grad_enabled, no_grad, scope
 from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
 from .functions import addcmul, addmm, cat, lerp, linear, stack, where

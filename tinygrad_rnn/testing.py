@@ -9,11 +9,11 @@ def test_my_lstm():
 
 from typing import Any
 
-from .compare import Report, compare
+from .comparison import Report, compare
 
 
 def assert_grads_match(module: Any, inputs: Any, **options: Any) -> Report:
-    """Compare the autograd's gradients with manual BPTT (see `tinygrad_rnn.compare.compare`).
+    """Compare the autograd's gradients with manual BPTT (see `tinygrad_rnn.comparison.compare`).
 
     `options` are compare's keywords (hx, lengths, targets, tbptt, max_norm, finite_differences,
     seed, rtol).  Returns the report when every gradient agrees; raises AssertionError whose message

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import nn
-from ..compare import Report, compare
+from ..comparison import Report, compare
 from ..nn.recurrent import LAYERS
 from .arguments import positive_float, positive_int
 from .threads import add_threads_option, blas_threads

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..compare import Report, compare
+from ..comparison import Report, compare
 from ..viz.backends import FORMATS
 from .arguments import Parser, output_file
 from .check import CELLS as CHECK_CELLS

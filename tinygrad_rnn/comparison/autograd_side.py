@@ -1,14 +1,17 @@
 """The autograd path: the nn module's forward, the Tensor's backward, nn.utils' clipping.
 
 Per-step gradients dL/dh_t are read from the graph itself: the recurrent layers record each step's
-ops under a scope 'rnn.l0.t3' / 'lstm.l1r.t0' / 'gru.l0.t2' (r marks the reverse direction) and name
-the step's hidden state 'h'.  Before backward those tensors are found by an iterative walk from the
-outputs and asked to `retain_grad()`; after it their `.grad` is dL/dh_t — the total gradient
-reaching h_t, through the output and through every later step.
+ops under a scope 'rnn.l0.t3' / 'lstm.l1r.t0' / 'PeepholeLSTMCell.l0.t2' (r marks the reverse
+direction, nn/scopes.py) and name the step's hidden state 'h'.  Before backward those tensors are
+found by an iterative walk from the outputs and asked to `retain_grad()`; after it their `.grad` is
+dL/dh_t — the total gradient reaching h_t, through the output and through every later step.
 
 Truncated BPTT runs the model on k-step chunks, each from the previous chunk's final state
 detached (`h = h.detach()`), calling backward once per chunk so the parameters' `.grad` sum the
 chunks' gradients.  The module's own `.grad` are restored when the comparison is done.
+
+`recurrent_loss` and `lm_loss` evaluate the same losses without a graph, for finite differences of
+the autograd's own function when there is no manual path to compare with.
 """
 
 from collections.abc import Iterator, Sequence
@@ -17,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..context import no_grad
 from ..functions import where
 from ..nn import functional as F
 from ..nn.scopes import parse_step_scope
@@ -72,10 +76,6 @@ def _stacked_grads(states: dict[str, dict[int, Node]]) -> dict[str, np.ndarray]:
     }
 
 
-def _as_hx(states: Sequence[Tensor]) -> Any:
-    return tuple(states) if len(states) == 2 else states[0]
-
-
 def _as_tuple(state: Any) -> tuple[Tensor, ...]:
     return state if isinstance(state, tuple) else (state,)
 
@@ -97,6 +97,23 @@ def _finals(problem: Problem, finals: Sequence[Tensor]) -> dict[str, np.ndarray]
     return {f"{n}_n": f.data for n, f in zip(problem.state_names, finals, strict=True)}
 
 
+def _recurrent_loss(problem: Problem, output: Tensor, finals: tuple[Tensor, ...]) -> Tensor:
+    """L = Σ output ⊙ G + Σ h_n ⊙ G_h (+ Σ c_n ⊙ G_c, ...)."""
+    loss = (output * Tensor(problem.upstream["output"])).sum()
+    for name, final in zip(problem.state_names, finals, strict=True):
+        loss = loss + (final * Tensor(problem.upstream[f"{name}_n"])).sum()
+    return loss
+
+
+def recurrent_loss(problem: Problem) -> float:
+    """The loss by the module's forward without a graph (finite differences of the autograd's function)."""
+    with no_grad():
+        output, state_n = problem.module(
+            problem.x, problem.as_hx([Tensor(s) for s in problem.state0]), problem.lengths
+        )
+        return float(_recurrent_loss(problem, output, _as_tuple(state_n)).item())
+
+
 def _recurrent(
     problem: Problem,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -104,23 +121,32 @@ def _recurrent(
     module, names = problem.module, problem.state_names
     x = Tensor(problem.x, requires_grad=True)
     state0 = [Tensor(s, requires_grad=True) for s in problem.state0]
-    output, state_n = module(x, _as_hx(state0), lengths=problem.lengths)
+    output, state_n = module(x, problem.as_hx(state0), lengths=problem.lengths)
     finals = _as_tuple(state_n)
     states = step_states([output, *finals])
-    _retain(states, problem.x.shape[1 if problem.rnn.batch_first and problem.x.ndim == 3 else 0])
-    loss = (output * Tensor(problem.upstream["output"])).sum()
-    for name, final in zip(names, finals, strict=True):
-        loss = loss + (final * Tensor(problem.upstream[f"{name}_n"])).sum()
-    loss.backward()
+    _retain(states, problem.x.shape[1 if problem.layer.batch_first and problem.x.ndim == 3 else 0])
+    _recurrent_loss(problem, output, finals).backward()
     forward = {"output": output.data, **_finals(problem, finals)}
     inputs = {"x": x.grad.data, **{f"{n}0": s.grad.data for n, s in zip(names, state0, strict=True)}}
     return forward, inputs, _stacked_grads(states)
 
 
+def lm_loss(problem: Problem) -> float:
+    """The summed cross-entropy by the module's forward without a graph."""
+    with no_grad():
+        logits, _ = problem.module(
+            problem.tokens, problem.as_hx([Tensor(s) for s in problem.state0]), problem.lengths
+        )
+        valid = _valid(problem.lengths, len(problem.tokens))
+        return float(_summed_cross_entropy(logits, problem.targets, valid).item())
+
+
 def _language_model(problem: Problem) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(forward, dL/dh_t per step) of L = Σ_valid −log softmax(o_t)[y_t] in one backward."""
     tokens, steps = problem.tokens, problem.tokens.shape[0]
-    logits, state_n = problem.module(tokens, _as_hx([Tensor(s) for s in problem.state0]), problem.lengths)
+    logits, state_n = problem.module(
+        tokens, problem.as_hx([Tensor(s) for s in problem.state0]), problem.lengths
+    )
     finals = _as_tuple(state_n)
     states = step_states([logits, *finals])
     _retain(states, steps)
@@ -142,7 +168,7 @@ def _truncated(problem: Problem) -> dict[str, np.ndarray]:
         stop = min(start + k, len(tokens))
         chunk_lengths = None if lengths is None else np.clip(lengths - start, 0, stop - start)
         run_lengths = None if chunk_lengths is None else np.maximum(chunk_lengths, 1)
-        logits, new_state = problem.module(tokens[start:stop], _as_hx(state), run_lengths)
+        logits, new_state = problem.module(tokens[start:stop], problem.as_hx(state), run_lengths)
         new_state = _as_tuple(new_state)
         if chunk_lengths is not None and np.any(chunk_lengths == 0):
             running = (chunk_lengths > 0)[None, :, None]

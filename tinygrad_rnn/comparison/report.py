@@ -9,7 +9,8 @@
                     for the recurrent weights the check Σ_t dW_t = dW of manual's per-step parts
     step rows       per layer-direction and time step: ‖dL/dh_t‖ (Frobenius norm over N × H) by
                     both paths — vanishing and exploding gradients show here — and the norms of
-                    manual's per-step contributions dW_ih,t and dW_hh,t
+                    manual's per-step contributions to the cell's weights (dW_ih,t, dW_hh,t, or
+                    d<name>_t for every parameter of a custom cell but its biases)
     verdict         OK when every error is within the tolerance; otherwise the quantities that
                     disagree and the first divergence (see `Divergence`)
 """
@@ -65,7 +66,10 @@ class StepRow:
 
     dh_autograd, dh_manual: ‖dL/dh_t‖ by each path.  error: max |Δ dL/dh_t| relative to the largest
     |dL/dh| of this layer-direction over all steps (so round-off in a vanished gradient is not
-    magnified).  dw_ih, dw_hh: ‖dW_ih,t‖, ‖dW_hh,t‖, manual's contributions of step t.
+    magnified).  dweights: (label, ‖dθ_t‖) of manual's contributions of step t to the cell's weights,
+    e.g. ('W_ih', ‖dW_ih,t‖), ('W_hh', ‖dW_hh,t‖), ('peep_i', ‖dpeep_i,t‖).  step_param, step_error:
+    for nn.Recurrent, the parameter whose share dθ_t differs most between manual's step_backward and
+    the autograd of the cell re-run on this step alone (single_steps.py), and that relative error.
     """
 
     stream: str
@@ -74,21 +78,27 @@ class StepRow:
     dh_manual: float
     error: float
     tolerance: float
-    dw_ih: float
-    dw_hh: float
+    dweights: tuple[tuple[str, float], ...]
+    step_param: str | None = None
+    step_error: float | None = None
+
+    @property
+    def dh_ok(self) -> bool:
+        return within(self.error, self.tolerance)
 
     @property
     def ok(self) -> bool:
-        return within(self.error, self.tolerance)
+        return self.dh_ok and within(self.step_error, self.tolerance)
 
 
 class Divergence(NamedTuple):
     """Where the two paths first part.
 
-    A forward quantity first ('output' with the first time step t whose values differ); else dL/dh_t
-    at the first step in the order BPTT visits them (top layer first; t = T−1 down to 0 forward,
-    0 up to T−1 reverse) — the step where a wrong backward formula first shows; else the first
-    gradient in the rows' order, with step None.
+    A forward quantity first ('output' with the first time step t whose values differ); else the
+    first step, in the order BPTT visits them (top layer first; t = T−1 down to 0 forward, 0 up to
+    T−1 reverse), where dL/dh_t differs (quantity 'dL/dh_t') or a parameter's share dθ_t does
+    (quantity: that parameter, e.g. 'cell_l0.peep_i') — the step where a wrong backward formula first
+    shows; else the first gradient in the rows' order, with step None.
     """
 
     quantity: str
@@ -123,7 +133,9 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[
 
 @dataclass(frozen=True)
 class Report:
-    """What `compare` found; `ok` is the verdict and `str(report)` the table."""
+    """What `compare` found; `ok` is the verdict and `str(report)` the table.  `reference` names what
+    the autograd was checked against, as the verdict says it ('manual BPTT equals', 'finite
+    differences agree with')."""
 
     title: str
     loss: str
@@ -133,6 +145,7 @@ class Report:
     steps: tuple[StepRow, ...]
     divergence: Divergence | None
     notes: tuple[str, ...] = ()
+    reference: str = "manual BPTT equals"
 
     @property
     def ok(self) -> bool:
@@ -141,8 +154,11 @@ class Report:
 
     @property
     def failures(self) -> tuple[str, ...]:
-        """Names of the quantities that disagree, then 'dL/dh_t of <layer>' for disagreeing steps."""
-        streams = dict.fromkeys(f"dL/dh_t of {s.stream}" for s in self.steps if not s.ok)
+        """Names of the quantities that disagree, then 'dL/dh_t of <layer>' and 'dθ_t of <layer>' for
+        the layer-directions with disagreeing steps."""
+        streams = dict.fromkeys(
+            f"dL/dh_t of {s.stream}" if not s.dh_ok else f"dθ_t of {s.stream}" for s in self.steps if not s.ok
+        )
         return tuple(r.name for r in self.rows if not r.ok) + tuple(streams)
 
     def row(self, name: str) -> Row:
@@ -180,15 +196,10 @@ class Report:
         return format_table(headers, cells)
 
     def _step_lines(self) -> list[str]:
-        headers = [
-            "layer",
-            "t",
-            "‖dL/dh_t‖ autograd",
-            "‖dL/dh_t‖ manual",
-            "rel err",
-            "‖dW_ih,t‖",
-            "‖dW_hh,t‖",
-        ]
+        headers = ["layer", "t", "‖dL/dh_t‖ autograd", "‖dL/dh_t‖ manual", "rel err"]
+        headers += [f"‖d{label},t‖" for label, _ in self.steps[0].dweights]
+        single = any(s.step_error is not None for s in self.steps)
+        headers += ["dθ_t rel err (worst)"] if single else []
         cells = []
         for s in self.steps:
             first = self.divergence is not None and (self.divergence.stream, self.divergence.step) == (
@@ -198,7 +209,9 @@ class Report:
             status = _status(s.ok) + ("  <- first divergence" if first else "")
             cells.append(
                 [s.stream, str(s.t), _sci(s.dh_autograd, 4), _sci(s.dh_manual, 4), _sci(s.error)]
-                + [_sci(s.dw_ih, 4), _sci(s.dw_hh, 4), status]
+                + [_sci(norm, 4) for _, norm in s.dweights]
+                + ([f"{_sci(s.step_error)} ({(s.step_param or '').rsplit('.', 1)[-1]})"] if single else [])
+                + [status]
             )
         return format_table([*headers, "status"], cells)
 
@@ -207,7 +220,7 @@ class Report:
         if self.ok:
             steps = f" and {len(self.steps)} steps" if self.steps else ""
             return (
-                f"OK: manual BPTT equals the autograd on {len(self.rows)} quantities{steps} "
+                f"OK: {self.reference} the autograd on {len(self.rows)} quantities{steps} "
                 f"(worst rel err {self.worst:.2e} ≤ {self.tolerance:.0e}, {self.dtype})"
             )
         text = f"NOT OK: {len(self.failures)} quantities disagree: {', '.join(self.failures)}"
@@ -226,5 +239,10 @@ class Report:
         lines += ["", *self._quantity_lines()]
         if self.steps:
             lines += ["", "per step (dW_t: manual's contribution of step t; Σ_t dW_t = dW is checked above)"]
+            if any(s.step_error is not None for s in self.steps):
+                lines.append(
+                    "dθ_t rel err: manual's step_backward against the autograd of the cell re-run on "
+                    "step t alone"
+                )
             lines += self._step_lines()
         return "\n".join([*lines, "", self.verdict()])

@@ -156,7 +156,7 @@ def lm_backward(cache: LMCache, return_steps: bool = False) -> Params | tuple[Pa
     if not return_steps:
         return grads
     steps = {
-        name: BPTTSteps(dh=record.dh, dparams={"rnn." + key: g for key, g in record.dparams.items()})
+        name: record._replace(dparams={"rnn." + key: g for key, g in record.dparams.items()})
         for name, record in records.items()
     }
     return grads, steps

@@ -30,7 +30,8 @@ from .cell import Cell, Params, State, check_state
 
 class SequenceCache(NamedTuple):
     """One layer-direction's forward record; `steps[t]` is the cell cache of time step t, H the width
-    of its state, `key_format` the name of its parameters in the stack ('{}_l0', 'cell_l0.{}')."""
+    of its state, `key_format` the name of its parameters in the stack ('{}_l0', 'cell_l0.{}'),
+    `states[t]` the state step t started from."""
 
     cell: Cell
     x: np.ndarray
@@ -40,19 +41,26 @@ class SequenceCache(NamedTuple):
     steps: list[Any]
     hidden: int
     key_format: str
+    states: list[State]
 
 
 class BPTTSteps(NamedTuple):
     """Per-step quantities of one backward pass, indexed by time step t (not processing order).
 
-    dh:      (T, N, H) dL/dh_t, the total gradient reaching step t's hidden state (its output path
-             plus what flows back from later steps); zero at padded steps t ≥ L_n.
-    dparams: each shared parameter's contribution of step t, shape (T, *param shape), under the same
-             keys as the gradients; summing over axis 0 gives the gradient itself.
+    dh:       (T, N, H) dL/dh_t, the total gradient reaching step t's hidden state (its output path
+              plus what flows back from later steps); zero at padded steps t ≥ L_n.
+    dparams:  each shared parameter's contribution of step t, shape (T, *param shape), under the same
+              keys as the gradients; summing over axis 0 gives the gradient itself.
+    x:        (T, N, D) the layer-direction's input; state_in: the state each step started from,
+              per array (T, N, H); dstate: the gradient each step's backward received, per array
+              (dstate[0] = dh).  With these a step can be re-run on its own (compare does).
     """
 
     dh: np.ndarray
     dparams: Params
+    x: np.ndarray
+    state_in: State
+    dstate: State
 
 
 def lengths_mask(lengths: Any, steps: int, batch: int) -> np.ndarray | None:
@@ -107,8 +115,10 @@ def sequence_forward(
     inputs = cell.project(x, params)
     caches: list[Any] = [None] * steps
     outputs: list[Any] = [None] * steps
+    states: list[State] = [()] * steps
     state = state0
     for t in time_order(steps, reverse):
+        states[t] = state
         new_state, caches[t] = cell.forward(inputs[t], state, params)
         check_step_state(cell, "step_forward", t, new_state, state)
         if mask is None:
@@ -116,7 +126,7 @@ def sequence_forward(
         else:
             state = tuple(np.where(mask[t], new, old) for new, old in zip(new_state, state, strict=True))
             outputs[t] = np.where(mask[t], new_state[0], 0)
-    cache = SequenceCache(cell, x, params, mask, reverse, caches, hidden, key_format)
+    cache = SequenceCache(cell, x, params, mask, reverse, caches, hidden, key_format, states)
     return np.stack(outputs), state, cache
 
 
@@ -148,7 +158,7 @@ def sequence_backward(
     dstate = tuple(np.zeros_like(doutput[0]) if d is None else d for d in dstate_n)
     dinputs: list[Any] = [None] * len(x)
     parts: list[Any] = [None] * len(x)
-    dhs: list[Any] = [None] * len(x)
+    dcells: list[Any] = [None] * len(x)
     for t in reversed(time_order(len(x), cache.reverse)):
         dcell = (dstate[0] + doutput[t],) + dstate[1:]
         if mask is not None:
@@ -159,7 +169,11 @@ def sequence_backward(
         dstate = dstate_prev
         if mask is not None:
             dstate = tuple(a + b for a, b in zip(dstate, dthrough, strict=True))
-        dhs[t] = dcell[0]
+        dcells[t] = dcell
     dx, dparams, by_step = cell.gather(x, params, dinputs, parts, cache.steps, return_steps)
-    steps = BPTTSteps(dh=np.stack(dhs), dparams=by_step) if return_steps else None
+    steps = None
+    if return_steps:
+        dstates = tuple(np.stack(parts) for parts in zip(*dcells, strict=True))
+        states_in = tuple(np.stack(parts) for parts in zip(*cache.states, strict=True))
+        steps = BPTTSteps(dstates[0], by_step, x, states_in, dstates)
     return dx, dstate, dparams, steps

@@ -167,8 +167,8 @@ def stack_backward(
     formats = [cache.key_format for layer in layers for cache in layer]
     grads = {fmt.format(key): g for fmt, d in zip(formats, dparams, strict=True) for key, g in d.items()}
     steps = {
-        stream_name(index // directions, index % directions): BPTTSteps(
-            dh=record.dh, dparams={formats[index].format(key): g for key, g in record.dparams.items()}
+        stream_name(index // directions, index % directions): record._replace(
+            dparams={formats[index].format(key): g for key, g in record.dparams.items()}
         )
         for index, record in enumerate(records)
         if record is not None

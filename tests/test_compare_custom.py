@@ -1,0 +1,282 @@
+"""compare for any cell: nn.Recurrent of a custom cell against its hand-written numpy pair.
+
+The cells are those of cells_for_tests.py (a peephole LSTM and an IndRNN, whose recurrent weight is
+a vector); their pairs are written here in numpy, as a user would, following the manual protocol
+step_forward(x_t, state, params) -> (new_state, cache), step_backward(dstate, cache) -> (dx_t,
+dstate_prev, dparams).  Each pair is checked against finite differences on its own, then compare
+must agree with a correct pair and catch a wrong one, naming the parameter and the step.
+"""
+
+import numpy as np
+import pytest
+from cells_for_tests import IndRNNCell, PeepholeLSTMCell
+
+from tinygrad_rnn import manual, nn
+from tinygrad_rnn.comparison import compare
+from tinygrad_rnn.numeric import numerical_gradient
+
+T, N, D, H = 5, 3, 3, 4
+LENGTHS = [5, 2, 4]
+
+
+def sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def peephole_step_forward(x, state, p):
+    """i, f see c_prev and o sees c through the peepholes; gates i|f|g|o in the rows of the weights."""
+    h_prev, c_prev = state
+    a = x @ p["weight_ih"].T + h_prev @ p["weight_hh"].T + p["bias"]
+    a_i, a_f, a_g, a_o = np.split(a, 4, axis=1)
+    i, f, g = sigmoid(a_i + p["peep_i"] * c_prev), sigmoid(a_f + p["peep_f"] * c_prev), np.tanh(a_g)
+    c = f * c_prev + i * g
+    o = sigmoid(a_o + p["peep_o"] * c)
+    tanh_c = np.tanh(c)
+    return (o * tanh_c, c), (x, h_prev, c_prev, i, f, g, o, c, tanh_c, p)
+
+
+def peephole_step_backward(dstate, cache):
+    dh, dc = dstate
+    x, h_prev, c_prev, i, f, g, o, c, tanh_c, p = cache
+    da_o = dh * tanh_c * o * (1 - o)
+    dc = dc + dh * o * (1 - tanh_c**2) + da_o * p["peep_o"]
+    da_i, da_f, da_g = dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g**2)
+    dc_prev = dc * f + da_i * p["peep_i"] + da_f * p["peep_f"]
+    da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)
+    dparams = {
+        "weight_ih": da.T @ x,
+        "weight_hh": da.T @ h_prev,
+        "bias": da.sum(axis=0),
+        "peep_i": (da_i * c_prev).sum(axis=0),
+        "peep_f": (da_f * c_prev).sum(axis=0),
+        "peep_o": (da_o * c).sum(axis=0),
+    }
+    return da @ p["weight_ih"], (da @ p["weight_hh"], dc_prev), dparams
+
+
+def indrnn_step_forward(x, h_prev, p):
+    """h = relu(x W_ihᵀ + b + u ⊙ h_prev), u = weight_hh a vector (H,)."""
+    h = np.maximum(x @ p["weight_ih"].T + p["bias"] + p["weight_hh"] * h_prev, 0)
+    return h, (x, h_prev, h, p)
+
+
+def indrnn_step_backward(dh, cache):
+    x, h_prev, h, p = cache
+    da = dh * (h > 0)
+    dparams = {"weight_ih": da.T @ x, "bias": da.sum(axis=0), "weight_hh": (da * h_prev).sum(axis=0)}
+    return da @ p["weight_ih"], da * p["weight_hh"], dparams
+
+
+PAIRS = {
+    "peephole": (PeepholeLSTMCell, peephole_step_forward, peephole_step_backward, 2),
+    "indrnn": (IndRNNCell, indrnn_step_forward, indrnn_step_backward, 1),
+}
+
+
+def layer_and_inputs(kind, num_layers=1, bidirectional=False, batch_first=False, steps=T, seed=0):
+    cell = PAIRS[kind][0]
+    layer = nn.Recurrent(
+        cell, D, H, num_layers, bidirectional, batch_first, dtype=np.float64, rng=np.random.default_rng(seed)
+    )
+    rng = np.random.default_rng(seed + 1)
+    x = rng.standard_normal((N, steps, D) if batch_first else (steps, N, D))
+    rows = (num_layers * (2 if bidirectional else 1), N, H)
+    states = tuple(0.5 * rng.standard_normal(rows) for _ in range(PAIRS[kind][3]))
+    return layer, x, states if len(states) > 1 else states[0]
+
+
+def pair(kind):
+    return PAIRS[kind][1], PAIRS[kind][2]
+
+
+# --- the pairs on their own, against finite differences ------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_manual_pairs_match_finite_differences_through_the_stack(kind):
+    """The pair run by manual's stack (2 layers, both directions, lengths) has the gradients of its own
+    forward: the machinery sums dθ_t over steps, layers and directions correctly for any shapes."""
+    layer, x, hx = layer_and_inputs(kind, num_layers=2, bidirectional=True)
+    params = {name: p.data.copy() for name, p in layer.named_parameters()}
+    options = dict(num_layers=2, bidirectional=True, lengths=LENGTHS)
+    rng = np.random.default_rng(5)
+    output, h_n, cache = manual.recurrent_forward(pair(kind), x, params, hx=hx, **options)
+    finals = h_n if isinstance(h_n, tuple) else (h_n,)
+    weights = [rng.standard_normal(output.shape), *(rng.standard_normal(s.shape) for s in finals)]
+
+    def loss():
+        out, state, _ = manual.recurrent_forward(pair(kind), x, params, hx=hx, **options)
+        parts = (out, *(state if isinstance(state, tuple) else (state,)))
+        return sum(float(np.sum(a * w)) for a, w in zip(parts, weights, strict=True))
+
+    dh_n = tuple(weights[1:]) if isinstance(h_n, tuple) else weights[1]
+    dx, dhx, grads = manual.recurrent_backward(weights[0], dh_n, cache)
+    assert set(grads) == set(params)
+    for key, value in params.items():
+        np.testing.assert_allclose(
+            grads[key], numerical_gradient(loss, value), rtol=1e-6, atol=1e-8, err_msg=key
+        )
+    np.testing.assert_allclose(dx, numerical_gradient(loss, x), rtol=1e-6, atol=1e-8)
+    states, dstates = (hx, dhx) if isinstance(hx, tuple) else ((hx,), (dhx,))
+    for state, dstate in zip(states, dstates, strict=True):
+        np.testing.assert_allclose(dstate, numerical_gradient(loss, state), rtol=1e-6, atol=1e-8)
+
+
+# --- compare with a correct pair, and with wrong ones ---------------------------------------------
+
+
+def assert_agrees(report, rtol=1e-10):
+    assert report.ok, str(report)
+    assert report.divergence is None
+    for row in report.rows:
+        assert row.error.rel <= rtol, row
+        assert row.steps_sum is None or row.steps_sum <= rtol, row
+    for step in report.steps:
+        assert step.error <= rtol and step.step_error <= rtol, step
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+@pytest.mark.parametrize(
+    "num_layers, bidirectional, batch_first, lengths",
+    [(1, False, False, None), (2, True, False, LENGTHS), (2, False, True, LENGTHS)],
+    ids=["plain", "bi_lengths", "batch_first"],
+)
+def test_compare_agrees_with_a_correct_pair(kind, num_layers, bidirectional, batch_first, lengths):
+    layer, x, hx = layer_and_inputs(kind, num_layers, bidirectional, batch_first)
+    report = compare(layer, x, hx=hx, lengths=lengths, manual=pair(kind))
+    assert_agrees(report)
+    streams = {s.stream for s in report.steps}
+    assert len(streams) == num_layers * (2 if bidirectional else 1) and len(report.steps) == T * len(streams)
+    names = {r.name for r in report.rows if r.kind == "parameter"}
+    assert names == {name for name, _ in layer.named_parameters()}
+    assert (
+        "cell_l0.weight_hh" in names
+        and report.row("cell_l0.weight_hh").shape == layer.cell_l0.weight_hh.shape
+    )
+    labels = [label for label, _ in report.steps[0].dweights]
+    assert "bias" not in labels and "W_ih" in labels and ("peep_i" in labels) == (kind == "peephole")
+
+
+def test_compare_without_hx_and_with_finite_differences():
+    layer, x, _ = layer_and_inputs("peephole", steps=3)
+    report = compare(layer, x, manual=pair("peephole"), finite_differences=True)
+    assert_agrees(report)
+    assert all(r.fd_autograd <= 1e-6 and r.fd_manual <= 1e-6 for r in report.rows if r.kind != "forward")
+    assert {r.name for r in report.rows} >= {"h0", "c0", "h_n", "c_n", "x"}
+
+
+def test_compare_catches_a_wrong_parameter_gradient_naming_the_parameter_and_step():
+    layer, x, hx = layer_and_inputs("peephole", num_layers=2)
+
+    def backward(dstate, cache):
+        dx, dstate_prev, dparams = peephole_step_backward(dstate, cache)
+        return dx, dstate_prev, {**dparams, "peep_i": 1.5 * dparams["peep_i"]}
+
+    report = compare(layer, x, hx=hx, manual=(peephole_step_forward, backward))
+    assert not report.ok
+    assert set(report.failures) == {"cell_l0.peep_i", "cell_l1.peep_i", "dθ_t of l0", "dθ_t of l1"}
+    assert all(s.dh_ok for s in report.steps)
+    # BPTT visits the top layer's last step first
+    assert report.divergence[:3] == ("cell_l1.peep_i", "l1", T - 1)
+    assert report.divergence.rel == pytest.approx(1 / 3)
+    text = str(report)
+    assert "first divergence: cell_l1.peep_i of l1 at t=4" in text and "<- first divergence" in text
+
+
+def test_compare_catches_a_wrong_state_gradient_at_the_step_where_it_starts():
+    """dc_prev without the peephole terms: the wrong dc_{T−2} reaches h through step T−2's gates, so
+    dL/dh_t is right at the last two steps and first wrong at t = T−3."""
+    layer, x, hx = layer_and_inputs("peephole")
+
+    def backward(dstate, cache):
+        dx, (dh_prev, _), dparams = peephole_step_backward(dstate, cache)
+        dh, dc = dstate
+        _, h_prev, c_prev, i, f, g, o, c, tanh_c, p = cache
+        dc_total = dc + dh * o * (1 - tanh_c**2) + dh * tanh_c * o * (1 - o) * p["peep_o"]
+        return dx, (dh_prev, dc_total * f), dparams
+
+    report = compare(layer, x, hx=hx, manual=(peephole_step_forward, backward))
+    assert not report.ok and "c0" in report.failures and "dL/dh_t of l0" in report.failures
+    assert report.divergence[:3] == ("dL/dh_t", "l0", T - 3)
+
+
+def test_compare_catches_a_wrong_forward_and_a_broken_protocol():
+    layer, x, hx = layer_and_inputs("indrnn")
+
+    def forward(x_t, h_prev, p):
+        return indrnn_step_forward(x_t + 0.1, h_prev, p)
+
+    report = compare(layer, x, hx=hx, manual=(forward, indrnn_step_backward))
+    assert (report.divergence.quantity, report.divergence.step) == ("output", 0)
+
+    def backward(dh, cache):
+        dx, dh_prev, dparams = indrnn_step_backward(dh, cache)
+        return dx, dh_prev, {key: g for key, g in dparams.items() if key != "bias"}
+
+    with pytest.raises(ValueError, match=r"step_backward at t=0: expected dparams with keys \['bias', "):
+        compare(layer, x, hx=hx, manual=(indrnn_step_forward, backward))
+
+    def widening(x_t, h_prev, p):
+        h, cache = indrnn_step_forward(x_t, h_prev, p)
+        return np.concatenate([h, h], axis=1), cache
+
+    with pytest.raises(
+        ValueError, match=r"step_forward at t=0 returned a state of shapes \[\(3, 8\)\], expected"
+    ):
+        compare(layer, x, hx=hx, manual=(widening, indrnn_step_backward))
+
+
+def test_custom_layer_autograd_against_finite_differences_alone():
+    layer, x, hx = layer_and_inputs("peephole", num_layers=2, bidirectional=True, steps=3)
+    report = compare(layer, x, hx=hx, lengths=[3, 1, 2], finite_differences=True)
+    assert report.ok, str(report)
+    assert report.steps == () and report.tolerance == 1e-6
+    assert {r.name for r in report.rows} == {name for name, _ in layer.named_parameters()} | {"x", "h0", "c0"}
+    assert all(r.error.rel <= 1e-6 for r in report.rows)
+    assert "finite differences agree with the autograd" in report.verdict()
+
+
+def test_a_custom_layer_without_a_pair_or_finite_differences_is_refused():
+    layer, x, _ = layer_and_inputs("indrnn")
+    with pytest.raises(ValueError, match=r"IndRNNCell\) has no built-in manual BPTT; pass manual="):
+        compare(layer, x)
+    with pytest.raises(TypeError, match=r"expected manual=\(step_forward, step_backward\)"):
+        compare(layer, x, manual=indrnn_step_forward)
+    with pytest.raises(ValueError, match="parameters, which must be float64"):
+        compare(
+            nn.Recurrent(IndRNNCell, D, H, dtype=np.float32, rng=0),
+            x.astype(np.float32),
+            finite_differences=True,
+        )
+
+
+# --- the built-in cells through the generic machinery ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cell, options, step_pair",
+    [
+        (nn.LSTMCell, {}, (manual.lstm_step_forward, manual.lstm_step_backward)),
+        (nn.GRUCell, {}, (manual.gru_step_forward, manual.gru_step_backward)),
+        (nn.RNNCell, {"nonlinearity": "relu"}, None),
+    ],
+    ids=["lstm", "gru", "rnn_relu"],
+)
+def test_recurrent_of_a_builtin_cell_compares_with_its_builtin_pair(cell, options, step_pair):
+    """nn.Recurrent(nn.LSTMCell) gets manual's lstm by default; the public step pair run step by step
+    through the generic machinery gives the same report."""
+    layer = nn.Recurrent(cell, D, H, 2, True, dtype=np.float64, rng=0, **options)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((T, N, D))
+    hx = (
+        tuple(rng.standard_normal((4, N, H)) for _ in range(2))
+        if cell is nn.LSTMCell
+        else rng.standard_normal((4, N, H))
+    )
+    default = compare(layer, x, hx=hx, lengths=LENGTHS)
+    assert_agrees(default)
+    if step_pair is not None:
+        by_pair = compare(layer, x, hx=hx, lengths=LENGTHS, manual=step_pair)
+        assert_agrees(by_pair)
+        for a, b in zip(default.rows, by_pair.rows, strict=True):
+            assert a.name == b.name and a.error.abs == pytest.approx(b.error.abs, abs=1e-14)
