@@ -2,7 +2,6 @@
 
 import os
 import stat
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,13 +193,3 @@ def test_saved_by_torch_loads_here_with_the_same_outputs(tmp_path):
     for name, p in model.named_parameters():
         their_grad = dict(theirs.named_parameters())[name].grad.numpy()
         np.testing.assert_allclose(p.grad.data, their_grad, rtol=1e-10, atol=1e-10, err_msg=name)
-
-
-def test_the_readme_round_trip_runs_as_written(tmp_path, monkeypatch):
-    pytest.importorskip("torch")
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Moving to PyTorch\n", 1)[1]
-    code = section.split("```python\n", 1)[1].split("```", 1)[0]
-    monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md: Moving to PyTorch", "exec"), {})
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["back.safetensors", "lstm.safetensors"]
