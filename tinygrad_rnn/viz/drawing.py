@@ -64,9 +64,10 @@ def draw(
     - Ops are rounded boxes (op, output shape, dtype with `show_dtype`), parameters yellow boxes
       drawn once with one edge into each time step that uses them, inputs blue boxes. Names come
       from `params` (a Module, a mapping or `named_parameters()` pairs), else from `Tensor.name`.
-    - Ops run under a step scope (``lstm.l0.t3``) sit in one cluster per step inside one cluster per
-      layer and direction; ops outside any step stand outside. `detail='cells'` draws each step of
-      each layer and direction as one node ('LSTM l0 t3').
+    - Ops run under a step scope (``lstm.l0.t3``, any cell's name in place of lstm) sit in one cluster
+      per step inside one cluster per layer and direction; ops under any other scope of your own sit
+      in a dashed cluster named after it; the rest stand outside. `detail='cells'` draws each step of
+      each layer and direction as one node ('LSTM l0 t3', 'PeepholeLSTMCell l0 t3').
     - `max_steps=k` (default READABLE_STEPS = 16) keeps the first ceil(k/2) and last floor(k/2) steps
       of each layer and direction and draws the rest as one elision node, as the picture's title
       says; `max_steps=None` draws every step (a few hundred steps take minutes to lay out).
@@ -104,9 +105,18 @@ def draw(
         for node in cut:
             painter.node(cluster, node)
         graph.subgraph(cluster)
+    groups: dict[str, list[Node]] = {}  # ops under a scope that names no step: one plain cluster each
     for node in nodes:
-        if node.step is None and node.kind != DETACHED:
+        if node.step is None and node.kind != DETACHED and node.group is not None:
+            groups.setdefault(node.group, []).append(node)
+        elif node.step is None and node.kind != DETACHED:
             painter.node(graph, node)
+    for k, (group, members) in enumerate(groups.items()):
+        cluster = graphviz.Digraph(f"cluster_scope{k}")
+        cluster.attr(label=graphviz.nohtml(text(group)), style="rounded,dashed", color="#969696")
+        for node in members:
+            painter.node(cluster, node)
+        graph.subgraph(cluster)
     for (src, dst), attrs in layout.edges.items():
         graph.edge(src, dst, **attrs)
     if show_grads:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..tensor import Tensor
-from .steps import Step, parse_scope
+from .steps import Step, parse_scope, plain_cluster
 from .walk import topological
 
 OP, PARAM, INPUT, DETACHED = "op", "param", "input", "detached"
@@ -34,6 +34,7 @@ class Node:
     sources: list[int]
     constants: tuple[str | None, ...]
     step: Step | None
+    group: str | None = None  # the scope of an op in no step that names none: a plain cluster
 
     @property
     def op(self) -> str:
@@ -67,7 +68,7 @@ def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
     drawn_as: list[int] = []  # per tensor in `order`: its node index, or _CONSTANT
     constant_text: dict[int, str] = {}
     nodes: list[Node] = []
-    scopes: dict[str | None, Step | None] = {}
+    scopes: dict[str | None, tuple[Step | None, str | None]] = {}
     # outputs of one op call share its `parents` tuple; holding the tuple keeps its id unique
     calls: dict[int, tuple[tuple[Tensor, ...], int]] = {}
     for k, t in enumerate(order):
@@ -90,10 +91,10 @@ def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
         sources = [drawn_as[p] for p in parents if drawn_as[p] != _CONSTANT]
         constants = tuple(constant_text.get(p) for p in parents) if len(sources) < len(parents) else ()
         if t.scope not in scopes:
-            scopes[t.scope] = parse_scope(t.scope)
-        step = scopes[t.scope] if not t.is_leaf else None
+            scopes[t.scope] = (parse_scope(t.scope), plain_cluster(t.scope))
+        step, group = scopes[t.scope] if not t.is_leaf else (None, None)
         name = names.get(id(t), t.name)
-        nodes.append(Node(len(nodes), [t], _kind(t, names), name, sources, constants, step))
+        nodes.append(Node(len(nodes), [t], _kind(t, names), name, sources, constants, step, group))
         drawn_as.append(nodes[-1].index)
         if not t.is_leaf:
             calls[id(t.parents)] = (t.parents, nodes[-1].index)
