@@ -5,6 +5,7 @@ gradients of a loss Σ out ⊙ G (random G) against central differences of that 
 """
 
 import warnings
+from functools import partial
 
 import numpy as np
 import pytest
@@ -607,3 +608,141 @@ def test_wrong_upstream_gradient_shapes_are_rejected():
         ValueError, match=r"expected doutput of shape \(T, N, H\) = \(4, 3, 2\), got \(4, 3, 3\)"
     ):
         manual.rnn_backward(np.zeros((T, N, 3)), None, sequence_cache)
+
+
+# --- the cell protocol: any (step_forward, step_backward) pair through the same machinery ----------
+
+PUBLIC_PAIRS = {
+    "rnn_tanh": (manual.rnn_step_forward, manual.rnn_step_backward),
+    "rnn_relu": (partial(manual.rnn_step_forward, nonlinearity="relu"), manual.rnn_step_backward),
+    "lstm": (manual.lstm_step_forward, manual.lstm_step_backward),
+    "gru": (manual.gru_step_forward, manual.gru_step_backward),
+    "gru_before": (partial(manual.gru_step_forward, reset_after=False), manual.gru_step_backward),
+}
+
+
+def as_cell_layout(params):
+    """weight_ih_l1_reverse → cell_l1_reverse.weight_ih: nn.Recurrent's names for the same arrays."""
+    renamed = {}
+    for key, value in params.items():
+        reverse = key.endswith("_reverse")
+        name, _, layer = key.removesuffix("_reverse").rpartition("_l")
+        renamed[f"cell_l{layer}{'_reverse' if reverse else ''}.{name}"] = value
+    return renamed
+
+
+@pytest.mark.parametrize("cell_layout", [False, True], ids=["torch_names", "cell_names"])
+@pytest.mark.parametrize("kind", list(GATES))
+def test_builtin_pairs_through_the_generic_machinery_equal_the_builtins(kind, cell_layout):
+    """The public step pairs, run step by step as any user's pair, give the built-in stack's outputs,
+    gradients and per-step records (2 layers, both directions, lengths, batch_first)."""
+    rng = np.random.default_rng(0)
+    params = stack_params(rng, kind, 2, True)
+    x = rng.standard_normal((N, T, D))
+    states = tuple(rng.standard_normal((4, N, H)) for _ in range(n_states(kind)))
+    hx = states if kind == "lstm" else states[0]
+    options = dict(num_layers=2, bidirectional=True, batch_first=True, lengths=LENGTHS, hx=hx)
+    output, h_n, cache = manual.recurrent_forward(x=x, params=params, **options, **STACK_ARGS[kind])
+    pair_params = as_cell_layout(params) if cell_layout else params
+    pair_output, pair_h_n, pair_cache = manual.recurrent_forward(
+        PUBLIC_PAIRS[kind], x, pair_params, **options
+    )
+    np.testing.assert_allclose(pair_output, output, rtol=1e-14, atol=1e-15)
+    for a, b in zip(
+        pair_h_n if kind == "lstm" else (pair_h_n,), h_n if kind == "lstm" else (h_n,), strict=True
+    ):
+        np.testing.assert_allclose(a, b, rtol=1e-14, atol=1e-15)
+    doutput = rng.standard_normal(output.shape)
+    dx, dhx, grads, records = manual.recurrent_backward(doutput, None, cache, return_steps=True)
+    pair_dx, pair_dhx, pair_grads, pair_records = manual.recurrent_backward(
+        doutput, None, pair_cache, return_steps=True
+    )
+    np.testing.assert_allclose(pair_dx, dx, rtol=1e-12, atol=1e-14)
+    assert set(pair_grads) == set(pair_params)
+    rename = as_cell_layout if cell_layout else dict
+    for key, g in rename(grads).items():
+        np.testing.assert_allclose(pair_grads[key], g, rtol=1e-12, atol=1e-14, err_msg=key)
+    assert set(pair_records) == set(records) == {"l0", "l0_reverse", "l1", "l1_reverse"}
+    for stream, record in records.items():
+        np.testing.assert_allclose(pair_records[stream].dh, record.dh, rtol=1e-12, atol=1e-14)
+        for key, g in rename(record.dparams).items():
+            np.testing.assert_allclose(pair_records[stream].dparams[key], g, rtol=1e-12, atol=1e-14)
+
+
+def test_a_pair_with_a_vector_recurrent_weight_matches_finite_differences():
+    """IndRNN, h = relu(x W_ihᵀ + b + u ⊙ h_prev) with u of shape (H,): no assumption about shapes."""
+
+    def step_forward(x, h_prev, p):
+        h = np.maximum(x @ p["weight_ih"].T + p["bias"] + p["weight_hh"] * h_prev, 0)
+        return h, (x, h_prev, h, p)
+
+    def step_backward(dh, cache):
+        x, h_prev, h, p = cache
+        da = dh * (h > 0)
+        dparams = {"weight_ih": da.T @ x, "bias": da.sum(0), "weight_hh": (da * h_prev).sum(0)}
+        return da @ p["weight_ih"], da * p["weight_hh"], dparams
+
+    rng = np.random.default_rng(0)
+    params = {
+        f"cell_l{k}{r}.{name}": rng.standard_normal(shape)
+        for k in range(2)
+        for r in ("", "_reverse")
+        for name, shape in (("weight_ih", (H, D if k == 0 else 2 * H)), ("bias", (H,)), ("weight_hh", (H,)))
+    }
+    x, h0 = rng.standard_normal((T, N, D)), rng.standard_normal((4, N, H))
+    options = dict(num_layers=2, bidirectional=True, lengths=LENGTHS, hx=h0)
+    output, h_n, cache = manual.recurrent_forward((step_forward, step_backward), x, params, **options)
+    weights = [rng.standard_normal(output.shape), rng.standard_normal(h_n.shape)]
+
+    def loss():
+        out, last, _ = manual.recurrent_forward((step_forward, step_backward), x, params, **options)
+        return weighted_sum([out, last], weights)
+
+    dx, dh0, grads, records = manual.recurrent_backward(weights[0], weights[1], cache, return_steps=True)
+    assert_matches_fd({"x": x, "h0": h0, **params}, loss, {"x": dx, "h0": dh0, **grads})
+    assert records["l1_reverse"].dparams["cell_l1_reverse.weight_hh"].shape == (T, H)
+
+
+def test_a_pair_needs_hx_and_must_keep_the_protocol():
+    rng = np.random.default_rng(0)
+    params = {"cell_l0.weight": rng.standard_normal((H, D))}
+
+    def step_forward(x, h_prev, p):
+        return np.tanh(x @ p["weight"].T) + h_prev, None
+
+    def step_backward(dh, cache):
+        return np.zeros((N, D)), dh, {"weight": np.zeros((H, D))}
+
+    x = rng.standard_normal((T, N, D))
+    with pytest.raises(ValueError, match="a \\(step_forward, step_backward\\) pair needs hx"):
+        manual.recurrent_forward((step_forward, step_backward), x, params)
+    with pytest.raises(KeyError, match="missing parameter 'cell_l0_reverse.weight'"):
+        manual.recurrent_forward(
+            (step_forward, step_backward), x, params, hx=np.zeros((2, N, H)), bidirectional=True
+        )
+    with pytest.raises(ValueError, match=r"unexpected parameter keys \['cell_l1.weight'\]"):
+        manual.recurrent_forward(
+            (step_forward, step_backward),
+            x,
+            {**params, "cell_l1.weight": params["cell_l0.weight"]},
+            hx=np.zeros((1, N, H)),
+        )
+
+    def tuple_forward(x, h_prev, p):
+        h, cache = step_forward(x, h_prev, p)
+        return (h, h), cache
+
+    with pytest.raises(ValueError, match=r"cell: step_forward returned a tuple, expected one array like hx"):
+        manual.recurrent_forward((tuple_forward, step_backward), x, params, hx=np.zeros((1, N, H)))
+    output, _, cache = manual.recurrent_forward(
+        (step_forward, step_backward), x, params, hx=np.zeros((1, N, H))
+    )
+
+    def wrong_dx(dh, cache):
+        return np.zeros((N, D + 1)), dh, {"weight": np.zeros((H, D))}
+
+    _, _, cache = manual.recurrent_forward((step_forward, wrong_dx), x, params, hx=np.zeros((1, N, H)))
+    with pytest.raises(
+        ValueError, match=r"step_backward at t=0: expected dx_t of shape \(3, 3\), got \(3, 4\)"
+    ):
+        manual.recurrent_backward(np.zeros(output.shape), None, cache)

@@ -72,16 +72,19 @@ def pair_cell(step_forward: StepForward, step_backward: StepBackward, state: Any
     tuple_state = isinstance(state, tuple | list)
     count = len(state) if tuple_state else 1
 
-    def as_tuple(value: Any) -> State:
-        return tuple(value) if tuple_state and isinstance(value, tuple | list) else (value,)
+    def as_tuple(value: Any, what: str) -> State:
+        if tuple_state != isinstance(value, tuple | list):
+            expected = f"a tuple of {count} arrays" if tuple_state else "one array"
+            raise ValueError(f"{name}: {what} returned a {type(value).__name__}, expected {expected} like hx")
+        return tuple(value) if tuple_state else (value,)
 
     def forward(x_t: np.ndarray, state: State, params: Params) -> tuple[State, Any]:
         new_state, cache = step_forward(x_t, state if tuple_state else state[0], params)
-        return as_tuple(new_state), cache
+        return as_tuple(new_state, "step_forward"), cache
 
     def backward(dstate: State, cache: Any) -> tuple[np.ndarray, State, Params]:
         dx, dstate_prev, dparams = step_backward(dstate if tuple_state else dstate[0], cache)
-        return dx, as_tuple(dstate_prev), dparams
+        return dx, as_tuple(dstate_prev, "step_backward"), dparams
 
     return Cell(name, state_names(count), tuple_state, _no_projection, forward, backward, _sum_steps)
 
