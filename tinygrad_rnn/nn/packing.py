@@ -137,12 +137,16 @@ def pack_padded_sequence(
     if x.ndim < 2:
         raise ShapeError(f"pack_padded_sequence: expected input of shape (T, N, *), got {x.shape}")
     steps, batch = (x.shape[1], x.shape[0]) if batch_first else (x.shape[0], x.shape[1])
+    if batch == 0:
+        raise ShapeError(
+            f"pack_padded_sequence: cannot pack an empty tensor (N = 0 sequences), shape {x.shape}"
+        )
     lengths = _lengths("pack_padded_sequence", lengths, batch, steps)
     if enforce_sorted:
         if (np.diff(lengths) > 0).any():
             raise ShapeError(
                 "pack_padded_sequence: lengths must be sorted in decreasing order when enforce_sorted=True, "
-                f"got {lengths.tolist()}; pass enforce_sorted=False to have the batch sorted"
+                f"got {lengths.tolist()}. You can pass `enforce_sorted=False` to have the batch sorted"
             )
         sorted_indices = None
     else:
@@ -242,11 +246,9 @@ def _lengths(op: str, lengths: Any, batch: int, steps: int, at_least: int = 1) -
         raise ShapeError(f"{op}: expected lengths as a 1-D sequence of ints, got shape {values.shape}")
     if values.size != batch:
         raise ShapeError(f"{op}: expected {batch} lengths (one per sequence in the batch), got {values.size}")
-    if batch == 0:
-        raise ShapeError(f"{op}: expected a batch of at least one sequence, got N = 0")
-    if values.min() < at_least:
+    if values.size and values.min() < at_least:
         raise ShapeError(f"{op}: every length must be at least {at_least}, got lengths {values.tolist()}")
-    if values.max() > steps:
+    if values.size and values.max() > steps:
         raise ShapeError(f"{op}: lengths {values.tolist()} exceed the padded length T = {steps}")
     return values
 
