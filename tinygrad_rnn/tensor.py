@@ -19,6 +19,7 @@ import numpy as np
 from .context import current_scope, grad_enabled
 
 _creation_order = itertools.count()  # orders recorded ops for backward (as torch's sequence_nr)
+UNCHANGED = (0,)  # the version counter of every node not yet changed in place, viewed or saved
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_FLOAT = np.dtype(np.float32)
 
@@ -81,7 +82,7 @@ class Function:
             return tuple([make(o, record, ctx, i, scope, version) for i, o in enumerate(out)])
         result = make(out, record, ctx, 0, scope, version)
         if record and cls.saves_output:
-            ctx.output_counter = result.node.counter
+            ctx.output_counter = result.node.own_counter()
         return result
 
     @staticmethod
@@ -99,7 +100,7 @@ def _shared_version(source: Tensor, out: Any) -> list[int] | None:
     if type(out) is not np.ndarray or out.base is None:
         return None
     data = source.data
-    return source.node.counter if out.base is (data if data.base is None else data.base) else None
+    return source.node.own_counter() if out.base is (data if data.base is None else data.base) else None
 
 
 def _as_dtype(dtype: Any) -> np.dtype | None:
@@ -162,8 +163,9 @@ class Node:
         self.scope = scope
         self.detached = False
         # [version], bumped by in-place changes of the values (Tensor.data_changed); one list shared
-        # by a tensor, its views and its detached copies, which share its memory
-        self.counter = [0] if counter is None else counter
+        # by a tensor, its views and its detached copies, which share its memory. Most tensors are
+        # never changed in place: they share the immutable UNCHANGED until they need a list of their own.
+        self.counter = UNCHANGED if counter is None else counter
         # a leaf's one number (a constant like the 1 in 1 - z) stays readable for pictures
         self.value = data if ctx is None and data.size == 1 else None
 
@@ -189,6 +191,12 @@ class Node:
     @property
     def version(self) -> int:
         return self.counter[0]
+
+    def own_counter(self) -> list[int]:
+        """This node's own version counter (made at the first need: a change, a view, a saved output)."""
+        if self.counter is UNCHANGED:
+            self.counter = [0]
+        return self.counter
 
     @property
     def ndim(self) -> int:
@@ -388,7 +396,7 @@ class Tensor:
     def detach(self) -> Tensor:
         """The same values (the same memory and version counter, as torch), cut from the graph: no
         gradient flows back through the result."""
-        t = Tensor._make(self.data, False, None, 0, self.scope, self.node.counter)
+        t = Tensor._make(self.data, False, None, 0, self.scope, self.node.own_counter())
         t.node.name = self.name
         t.node.detached = self._ctx is not None or self.requires_grad
         return t
@@ -417,7 +425,7 @@ class Tensor:
     def data_changed(self) -> None:
         """Declare that `data` was changed in place (optimizers, load_state_dict and item assignment do
         it): a pending backward that saved these values then raises instead of using the new ones."""
-        self.node.counter[0] += 1
+        self.node.own_counter()[0] += 1
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if self.requires_grad:
