@@ -43,6 +43,7 @@ class Function:
     multi_output = False
     view = False
     saves_output = False  # set by ops that save their own output: backward checks its version too
+    output_counter = UNCHANGED  # the output's counter, once it has one (Node.own_counter)
     retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
     freed = False  # set by a backward without retain_graph
 
@@ -80,10 +81,7 @@ class Function:
         make = Tensor._make
         if cls.multi_output:
             return tuple([make(o, record, ctx, i, scope, version) for i, o in enumerate(out)])
-        result = make(out, record, ctx, 0, scope, version)
-        if record and cls.saves_output:
-            ctx.output_counter = result.node.own_counter()
-        return result
+        return make(out, record, ctx, 0, scope, version)
 
     @staticmethod
     def forward(ctx: Function, *arrays: np.ndarray, **options: Any) -> Any:
@@ -196,6 +194,8 @@ class Node:
         """This node's own version counter (made at the first need: a change, a view, a saved output)."""
         if self.counter is UNCHANGED:
             self.counter = [0]
+            if self._ctx is not None and self._ctx.saves_output:
+                self._ctx.output_counter = self.counter
         return self.counter
 
     @property
