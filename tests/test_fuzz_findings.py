@@ -1,0 +1,104 @@
+"""What the random-program fuzzer (tests/test_fuzz.py) found beyond issue #10's list, one test each.
+
+Each is marked xfail(strict=True): it documents a bug that is still there and turns red once fixed,
+when the mark (and the matching name in fuzz_programs.PENDING_FIXES) is removed. Compared with torch
+in float64, to 1e-10.
+"""
+
+import numpy as np
+import pytest
+
+import tinygrad_rnn as tg
+
+torch = pytest.importorskip("torch")
+
+
+def _pair(a: np.ndarray) -> tuple[tg.Tensor, "torch.Tensor"]:
+    return tg.Tensor(a.copy(), requires_grad=True, dtype=np.float64), torch.tensor(a, requires_grad=True)
+
+
+def _assert_same_grad(ours: tg.Tensor, theirs: "torch.Tensor") -> None:
+    assert ours.grad is not None
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.xfail(strict=True, reason="fuzzer finding: linear backward with a size-0 dimension raises")
+@pytest.mark.parametrize("x_shape, w_shape", [((2,), (0, 2)), ((3, 2), (0, 2)), ((3, 0), (2, 0))])
+def test_linear_with_a_size_0_dimension(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(0)
+    x, tx = _pair(rng.standard_normal(x_shape))
+    w, tw = _pair(rng.standard_normal(w_shape))
+    out_shape = x_shape[:-1] + w_shape[:1]
+    g = rng.standard_normal(out_shape)
+    (tg.nn.functional.linear(x, w) * g).sum().backward()
+    (torch.nn.functional.linear(tx, tw) * torch.from_numpy(g)).sum().backward()
+    _assert_same_grad(x, tx)
+    _assert_same_grad(w, tw)
+
+
+@pytest.mark.xfail(strict=True, reason="fuzzer finding: reductions refuse dim=0 / dim=-1 on a 0-d tensor")
+@pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "var"])
+@pytest.mark.parametrize("dim", [0, -1])
+def test_reduction_over_dim_0_of_a_0d_tensor(op: str, dim: int) -> None:
+    x, tx = _pair(np.array(0.7))
+    kwargs = {"correction": 0} if op == "var" else {}
+    y = getattr(x, op)(dim=dim, keepdim=True, **kwargs)
+    torch_op = {"max": "amax", "min": "amin"}.get(op, op)
+    ty = getattr(tx, torch_op)(dim=dim, keepdim=True, **kwargs)
+    assert y.shape == tuple(ty.shape)
+    (y * 1.5).sum().backward()
+    (ty * 1.5).sum().backward()
+    _assert_same_grad(x, tx)
+
+
+@pytest.mark.xfail(strict=True, reason="fuzzer finding: sigmoid of a 0-d tensor raises (a numpy scalar)")
+@pytest.mark.parametrize("value", [0.3, -0.3])
+def test_sigmoid_of_a_0d_tensor(value: float) -> None:
+    x, tx = _pair(np.array(value))
+    y = x.sigmoid()
+    assert isinstance(y.data, np.ndarray)
+    (y * 1.5).backward()
+    (tx.sigmoid() * 1.5).backward()
+    _assert_same_grad(x, tx)
+
+
+@pytest.mark.xfail(strict=True, reason="fuzzer finding: chunk of a size-0 axis raises")
+def test_chunk_of_a_size_0_axis() -> None:
+    x, tx = _pair(np.zeros((0, 3)))
+    ours, theirs = x.chunk(2, dim=0), tx.chunk(2, dim=0)
+    assert [p.shape for p in ours] == [tuple(p.shape) for p in theirs]
+
+
+@pytest.mark.xfail(strict=True, reason="fuzzer finding: an int next to an index array moves axes as numpy")
+@pytest.mark.parametrize(
+    "index", [(0, slice(None), [0, 2]), (1, None, [2, 0, 0]), (-1, None, [True, False, True])]
+)
+def test_int_with_an_index_array_keeps_torchs_axis_order(index: tuple) -> None:
+    rng = np.random.default_rng(0)
+    x, tx = _pair(rng.standard_normal((2, 3, 4)))
+    ours = x[tuple(np.array(i) if isinstance(i, list) else i for i in index)]
+    theirs = tx[tuple(torch.tensor(i) if isinstance(i, list) else i for i in index)]
+    assert ours.shape == tuple(theirs.shape)
+    g = rng.standard_normal(ours.shape)
+    (ours * g).sum().backward()
+    (theirs * torch.from_numpy(g)).sum().backward()
+    _assert_same_grad(x, tx)
+
+
+@pytest.mark.xfail(
+    strict=True, reason="fuzzer finding: backward refuses a change to an input it did not save"
+)
+@pytest.mark.parametrize("op", ["sigmoid", "mul_by_constant", "exp"])
+def test_changing_an_input_the_op_did_not_save(op: str) -> None:
+    """torch checks the versions of the tensors an op saved: sigmoid and exp keep their output, x * c
+    keeps c; changing x afterwards leaves their gradients right, so torch does not raise."""
+    rng = np.random.default_rng(0)
+    a, g = rng.standard_normal(3), rng.standard_normal(3)
+    fns = {"sigmoid": lambda t: t.sigmoid(), "mul_by_constant": lambda t: t * 2.5, "exp": lambda t: t.exp()}
+    x, tx = _pair(a)
+    y, ty = fns[op](x), fns[op](tx)
+    x.detach()[...] = 0.5
+    tx.detach()[...] = 0.5
+    (ty * torch.from_numpy(g)).sum().backward()
+    (y * g).sum().backward()
+    _assert_same_grad(x, tx)
