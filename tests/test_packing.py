@@ -230,7 +230,7 @@ def test_errors_are_torch_s_kinds_and_name_the_problem():
             make()
     packed = pack_padded_sequence(x, [3, 2])
     with pytest.raises(
-        ValueError, match=r"at least the length of the longest sequence \(3\), got total_length=2"
+        ValueError, match=r"at least the length of the longest sequence in input \(3\), got total_length=2"
     ):
         pad_packed_sequence(packed, total_length=2)
     assert issubclass(ShapeError, RuntimeError) and issubclass(ShapeError, ValueError)

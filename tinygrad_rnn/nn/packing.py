@@ -15,7 +15,7 @@ raises instead.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -93,7 +93,7 @@ def invert_permutation(permutation: np.ndarray | None) -> np.ndarray | None:
 
 
 def pad_sequence(
-    sequences: Sequence[Tensor | np.ndarray],
+    sequences: Iterable[Tensor | np.ndarray],
     batch_first: bool = False,
     padding_value: float = 0.0,
     padding_side: str = "right",
@@ -103,6 +103,8 @@ def pad_sequence(
     """
     if padding_side not in ("left", "right"):
         raise ValueError(f"pad_sequence: padding_side must be 'left' or 'right', got {padding_side!r}")
+    if not isinstance(sequences, Iterable):
+        raise TypeError(f"pad_sequence: expected an iterable of sequences, got {type(sequences).__name__}")
     items = [_as_tensor("pad_sequence", s) for s in sequences]
     if not items:
         raise ShapeError("pad_sequence: expected a non-empty list of sequences, got an empty one")
@@ -179,8 +181,8 @@ def pad_packed_sequence(
             raise TypeError(f"pad_packed_sequence: total_length must be an int, got {total_length!r}")
         if total_length < steps:
             raise ValueError(
-                "pad_packed_sequence: expected total_length to be at least the length of the longest "
-                f"sequence ({steps}), got total_length={total_length}"
+                "pad_packed_sequence: Expected total_length to be at least the length of the longest "
+                f"sequence in input ({steps}), got total_length={total_length}"
             )
         steps = int(total_length)
     data = sequence.data
