@@ -3,6 +3,7 @@ and an IndRNN with a vector recurrent weight) against finite differences and an 
 implementation, seeds, scopes, and the errors of a cell that breaks the protocol."""
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +11,11 @@ from cells_for_tests import IndRNNCell, PeepholeLSTMCell
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
+from tinygrad_rnn.cli import main
 from tinygrad_rnn.errors import ShapeError
+from tinygrad_rnn.lm.cells import load_cell
+from tinygrad_rnn.lm.data import InputError
+from tinygrad_rnn.lm.training import TrainConfig, train
 
 T, N, D, H = 4, 3, 2, 3
 LENGTHS = np.array([4, 2, 3])
@@ -437,3 +442,81 @@ def test_bad_construction_is_refused_with_a_named_error():
         nn.Recurrent(IndRNNCell, 2, 3, bidirectional=1)
     with pytest.raises(ValueError, match=r"hx as a Tensor or a tuple of Tensors, got an empty tuple"):
         nn.Recurrent(IndRNNCell, 2, 3, dtype=np.float64)(tg.Tensor(np.ones((T, N, 2))), ())
+
+
+# --- the language model, training and the commands with your own cell --------------------------------------
+
+CELL_FILE = str(Path(__file__).with_name("cells_for_tests.py"))
+
+
+class PlainIndRNNCell(IndRNNCell):
+    """A cell whose constructor takes no dtype or rng (it draws its weights its own way)."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size, dtype=np.float64, rng=123)
+
+
+def test_language_model_takes_any_cell():
+    model = nn.LanguageModel(11, 5, 4, cell=PeepholeLSTMCell, num_layers=2, dtype=np.float64, rng=0)
+    again = nn.LanguageModel(11, 5, 4, cell=PeepholeLSTMCell, num_layers=2, dtype=np.float64, rng=0)
+    assert "rnn.cell_l1.peep_o" in dict(model.named_parameters()) and model.dtype == np.float64
+    for (name, p), (_, q) in zip(model.named_parameters(), again.named_parameters(), strict=True):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)  # the seed reaches the cells
+    logits, (h, c) = model(np.arange(12).reshape(4, 3) % 11)
+    assert logits.shape == (4, 3, 11) and h.shape == c.shape == (2, 3, 4)
+    plain = nn.LanguageModel(11, 5, 4, cell=PlainIndRNNCell, dtype=np.float64, rng=0)
+    logits, h = plain(np.zeros((2, 3), dtype=np.int64))
+    assert logits.shape == (2, 3, 11) and h.shape == (1, 3, 4)
+    with pytest.raises(ValueError, match="cell must be one of"):
+        nn.LanguageModel(11, 5, 4, cell="peephole")
+
+
+def test_load_cell_names_what_is_wrong_in_one_line(tmp_path):
+    assert load_cell(f"{CELL_FILE}:PeepholeLSTMCell").__name__ == "PeepholeLSTMCell"
+    broken = tmp_path / "broken.py"
+    broken.write_text("import numpy\nraise RuntimeError('no')\n")
+    for spec, message in (
+        (f"{tmp_path}/missing.py:Cell", "cell file .*missing.py not found"),
+        (f"{CELL_FILE}:Nope", "has no Nope \\(its Module classes: IndRNNCell, PeepholeLSTMCell\\)"),
+        (f"{CELL_FILE}:_uniform", "is a function, not an nn.Module subclass"),
+        (f"{broken}:Cell", "failed to import: RuntimeError: no"),
+        ("lstm-ish", "expected path/to/file.py:ClassName"),
+    ):
+        with pytest.raises(InputError, match=message) as caught:
+            load_cell(spec)
+        assert "\n" not in str(caught.value)
+
+
+def test_training_and_resuming_with_a_cell_from_a_file(tmp_path):
+    spec = f"{CELL_FILE}:PeepholeLSTMCell"
+    options = {"embedding": 8, "hidden": 8, "seq_len": 8, "batch": 4, "eval_every": 3, "sample_every": 99}
+    checkpoint = str(tmp_path / "run.npz")
+    whole = train(TrainConfig(cell=spec, steps=6, **options), verbose=False)
+    train(TrainConfig(cell=spec, steps=3, checkpoint=checkpoint, **options), verbose=False)
+    resumed = train(
+        TrainConfig(cell=spec, steps=6, checkpoint=checkpoint, **options), resume=True, verbose=False
+    )
+    assert "rnn.cell_l0.peep_i" in dict(resumed.model.named_parameters())
+    np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-6)
+
+
+def test_graph_and_train_commands_take_a_cell_file(tmp_path, capsys):
+    spec = f"{CELL_FILE}:PeepholeLSTMCell"
+    assert (
+        main(["graph", "--cell", spec, "--steps", "3", "--detail", "cells", "-o", str(tmp_path / "g.dot")])
+        == 0
+    )
+    source = (tmp_path / "g.dot").read_text()
+    assert all(f"PeepholeLSTMCell l0 t{t}" in source for t in range(3))
+    capsys.readouterr()
+    assert main(["graph", "--cell", f"{CELL_FILE}:Nope", "-o", str(tmp_path / "g.dot")]) == 2
+    assert main(["train", "--cell", f"{tmp_path}/none.py:Cell", "--steps", "1", "-q"]) == 2
+    assert main(["train", "--cell", "peephole", "--steps", "1", "-q"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    classes = "IndRNNCell, PeepholeLSTMCell"
+    assert (
+        lines[0]
+        == f"tinygrad-rnn graph: error: cell file {CELL_FILE} has no Nope (its Module classes: {classes})"
+    )
+    assert lines[1].endswith("none.py not found") and "expected one of gru, lstm, rnn or" in lines[2]

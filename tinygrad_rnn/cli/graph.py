@@ -12,9 +12,12 @@ from typing import Any
 import numpy as np
 
 from .. import Tensor, viz
-from ..nn.recurrent import LAYERS
+from ..lm.cells import resolve_cell
+from ..lm.data import InputError
+from ..nn.recurrent import make_layer
 from ..viz.backends import FORMATS
 from .arguments import output_file, positive_float, positive_int
+from .cells import add_cell_option
 from .threads import add_threads_option, blas_threads
 
 
@@ -27,7 +30,13 @@ def graph(args: argparse.Namespace) -> int:
 
 def _graph(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
-    model = LAYERS[args.cell](
+    try:
+        cell = resolve_cell(args.cell)
+    except InputError as error:
+        print(f"tinygrad-rnn graph: error: {error}", file=sys.stderr)
+        return 2
+    model = make_layer(
+        cell,
         args.input_size,
         args.hidden_size,
         args.layers,
@@ -41,7 +50,7 @@ def _graph(args: argparse.Namespace) -> int:
     state_shape = (args.layers * (2 if args.bidirectional else 1), args.batch, args.hidden_size)
     h0 = Tensor(np.zeros(state_shape), requires_grad=True, name="h0")
     c0 = Tensor(np.zeros(state_shape), requires_grad=True, name="c0")
-    output, _ = model(x, (h0, c0) if args.cell == "lstm" else h0)
+    output, _ = model(x, {"lstm": (h0, c0), "rnn": h0, "gru": h0}.get(args.cell))  # your cell: its zeros
     loss = (output * Tensor(rng.standard_normal(output.shape), name="G")).sum()
     loss.name = "loss"
     if args.grads:
@@ -68,8 +77,10 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def add_graph_parser(commands: Any) -> None:
-    p = commands.add_parser("graph", help="render the unrolled graph of a small RNN/LSTM/GRU")
-    p.add_argument("--cell", choices=sorted(LAYERS), default="lstm")
+    p = commands.add_parser(
+        "graph", help="render the unrolled graph of a small RNN/LSTM/GRU or your own cell"
+    )
+    add_cell_option(p, "lstm", "lstm")
     p.add_argument("--steps", type=positive_int, default=4, help="T")
     p.add_argument("--layers", type=positive_int, default=1)
     p.add_argument("--bidirectional", action="store_true")

@@ -17,8 +17,8 @@ from typing import Any
 from ..lm import checkpoint as ckpt
 from ..lm.data import InputError
 from ..lm.training import TrainConfig, load_model, sample, train
-from ..nn.recurrent import LAYERS
 from .arguments import count, fraction, positive_float, positive_int
+from .cells import add_cell_option
 from .threads import add_threads_option, blas_threads
 
 DEFAULTS = TrainConfig()
@@ -45,7 +45,7 @@ TRAIN_OPTIONS: dict[str, tuple[str, Any, str, str]] = {
 def add_train_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `train` and `sample` on the `tinygrad-rnn` subcommand parser."""
     p = commands.add_parser("train", help="train a character-level language model on a text")
-    p.add_argument("--cell", choices=sorted(LAYERS), help=f"recurrent cell (default {DEFAULTS.cell})")
+    add_cell_option(p, None, DEFAULTS.cell)
     for option, (name, kind, metavar, text) in TRAIN_OPTIONS.items():
         default = getattr(DEFAULTS, name)
         suffix = f" (default {default})" if default is not None else ""

@@ -29,6 +29,7 @@ from ..nn.utils import clip_grad_norm_
 from ..optim import Adam
 from ..tensor import Tensor
 from . import checkpoint as ckpt
+from .cells import resolve_cell
 from .data import Batches, InputError, Vocabulary, load_corpus, tracks, unigram_entropy
 
 try:
@@ -137,8 +138,9 @@ class TrainResult:
 
 def build_model(config: TrainConfig, vocab_size: int, rng: np.random.Generator) -> LanguageModel:
     """The model a config describes, its initial weights drawn from `rng` (which then drives dropout)."""
+    cell = resolve_cell(config.cell)  # 'lstm', or the class a 'path/to/file.py:ClassName' names
     return LanguageModel(
-        vocab_size, config.embedding, config.hidden, config.cell, config.layers, config.dropout, rng=rng
+        vocab_size, config.embedding, config.hidden, cell, config.layers, config.dropout, rng=rng
     )
 
 

@@ -4,15 +4,18 @@
 - layer.py: the one recurrence over time, layers, directions, lengths, dropout and hx
   (`RecurrentBase`), and `Recurrent`, which runs any cell with it;
 - rnn.py, steps.py, cells.py: the built-ins. RNN, LSTM and GRU run the same recurrence with
-  optimised steps and torch's parameter names; RNNCell, LSTMCell and GRUCell are cells.
+  optimised steps and torch's parameter names; RNNCell, LSTMCell and GRUCell are cells;
+- factory.py: a layer from a built-in's name or a cell class (what models and commands are given).
 """
 
 from .cells import GRUCell, LSTMCell, RNNCell, RNNCellBase
+from .factory import CellSpec, make_layer
 from .layer import Recurrent, RecurrentBase
 from .protocol import State
 from .rnn import GRU, LAYERS, LSTM, RNN, RNNBase
 
 __all__ = [
+    "CellSpec",
     "GRU",
     "GRUCell",
     "LAYERS",
@@ -25,4 +28,5 @@ __all__ = [
     "Recurrent",
     "RecurrentBase",
     "State",
+    "make_layer",
 ]
