@@ -337,3 +337,45 @@ def test_layers_refuse_lengths_with_a_packed_sequence_and_a_wrong_hx():
         lstm(packed, (tg.zeros(1, 3, H, dtype=np.float64), tg.zeros(1, 3, H, dtype=np.float64)))
     with pytest.raises(RuntimeError, match="width 3"):
         lstm(pack_sequence([np.ones((3, D + 1))]))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    kind=st.sampled_from(["rnn", "lstm", "gru"]),
+    lengths=st.lists(st.integers(1, 4), min_size=1, max_size=4),
+    layers=st.integers(1, 2),
+    bidirectional=st.booleans(),
+    batch_first=st.booleans(),
+    with_hx=st.booleans(),
+)
+def test_generated_packed_batches_through_layers_equal_torch(
+    kind, lengths, layers, bidirectional, batch_first, with_hx
+):
+    torch = torch_or_skip()
+    ours, theirs = layer_pair(kind, layers, bidirectional, batch_first, torch)
+    x = padded_input(lengths, (D,), batch_first, seed=len(lengths))
+    rows = layers * (2 if bidirectional else 1)
+    hx = [
+        np.random.default_rng(9).standard_normal((rows, len(lengths), H))
+        for _ in range(2 if kind == "lstm" else 1)
+    ]
+
+    def state(parts):
+        return None if not with_hx else (tuple(parts) if kind == "lstm" else parts[0])
+
+    ours_x, their_x = tg.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    output, h_n = ours(
+        pack_padded_sequence(ours_x, lengths, batch_first, False), state([tg.Tensor(h) for h in hx])
+    )
+    their_output, their_h_n = theirs(
+        torch.nn.utils.rnn.pack_padded_sequence(their_x, lengths, batch_first, False),
+        state([torch.from_numpy(h) for h in hx]),
+    )
+    close = {"rtol": 1e-10, "atol": 1e-12}
+    np.testing.assert_allclose(output.data.data, their_output.data.detach().numpy(), **close)
+    for mine, their in zip(finals_of(h_n), finals_of(their_h_n), strict=True):
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), **close)
+    G = np.random.default_rng(10).standard_normal(output.data.shape)
+    (output.data * tg.Tensor(G)).sum().backward()
+    (their_output.data * torch.from_numpy(G)).sum().backward()
+    np.testing.assert_allclose(ours_x.grad.data, their_x.grad.numpy(), **close)

@@ -4,6 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
@@ -114,3 +116,40 @@ def test_bad_proj_size_and_states_are_refused_as_torch_does():
         model(x, (c0, c0))
     with pytest.raises(RuntimeError, match=r"expected c_0 of shape \(1, 3, 5\), got \(1, 3, 3\)"):
         model(x, (h0, h0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    hidden=st.integers(2, 5),
+    data=st.data(),
+    layers=st.integers(1, 3),
+    bidirectional=st.booleans(),
+    bias=st.booleans(),
+    lengths=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+)
+def test_generated_projections_equal_torch(hidden, data, layers, bidirectional, bias, lengths):
+    torch = pytest.importorskip("torch")
+    proj = data.draw(st.integers(1, hidden - 1), label="proj_size")
+    model = nn.LSTM(D, hidden, layers, bias, False, 0.0, bidirectional, proj, dtype=np.float64, rng=0)
+    reference = torch.nn.LSTM(
+        D, hidden, layers, bias, bidirectional=bidirectional, proj_size=proj, dtype=torch.float64
+    )
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    x = np.random.default_rng(len(lengths)).standard_normal((max(lengths), len(lengths), D))
+    ours_x, their_x = tg.Tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    output, (h_n, c_n) = model(ours_x, lengths=lengths)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(their_x, lengths, enforce_sorted=False)
+    their_packed, (their_h, their_c) = reference(packed)
+    their_output, _ = torch.nn.utils.rnn.pad_packed_sequence(their_packed)
+    Gs = weighted_sum([output, h_n, c_n])
+    sum((t * tg.Tensor(g)).sum() for t, g in zip([output, h_n, c_n], Gs, strict=True)).backward()
+    sum(
+        (t * torch.from_numpy(g)).sum() for t, g in zip([their_output, their_h, their_c], Gs, strict=True)
+    ).backward()
+    close = {"rtol": 1e-10, "atol": 1e-12}
+    for mine, their in [(output, their_output), (h_n, their_h), (c_n, their_c)]:
+        np.testing.assert_allclose(mine.data, their.detach().numpy(), **close)
+    np.testing.assert_allclose(ours_x.grad.data, their_x.grad.numpy(), **close)
+    their_params = dict(reference.named_parameters())
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(p.grad.data, their_params[name].grad.numpy(), **close, err_msg=name)
