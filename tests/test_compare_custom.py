@@ -280,3 +280,62 @@ def test_recurrent_of_a_builtin_cell_compares_with_its_builtin_pair(cell, option
         assert_agrees(by_pair)
         for a, b in zip(default.rows, by_pair.rows, strict=True):
             assert a.name == b.name and a.error.abs == pytest.approx(b.error.abs, abs=1e-14)
+
+
+# --- tinygrad-rnn check --cell path/to/file.py:ClassName ----------------------------------------------
+
+PAIR_FILE = """
+import cells_for_tests
+from test_compare_custom import indrnn_step_backward, indrnn_step_forward
+from test_compare_custom import peephole_step_backward as PeepholeLSTMCell_step_backward
+from test_compare_custom import peephole_step_forward as PeepholeLSTMCell_step_forward
+
+step_forward, step_backward = indrnn_step_forward, indrnn_step_backward
+
+
+class PeepholeLSTMCell(cells_for_tests.PeepholeLSTMCell):
+    pass
+
+
+class IndRNNCell(cells_for_tests.IndRNNCell):
+    pass
+"""
+
+
+def test_check_finds_the_manual_pair_of_a_cell_file_by_name(tmp_path, capsys):
+    from tinygrad_rnn.cli import main
+
+    cells = tmp_path / "cells.py"
+    cells.write_text(PAIR_FILE)
+    spec = f"{cells}:PeepholeLSTMCell"
+    assert main(["check", "--cell", spec, "--layers", "2", "--bidirectional", "--lengths", "5,2,4"]) == 0
+    out = capsys.readouterr().out
+    assert "compare: Recurrent(PeepholeLSTMCell, 3, 4, num_layers=2, bidirectional=True)" in out
+    assert "cell_l1_reverse.peep_o" in out and "OK: manual BPTT equals the autograd" in out
+    assert main(["check", "--cell", f"{cells}:IndRNNCell", "--fd"]) == 0  # the file's step_forward/_backward
+    out = capsys.readouterr().out
+    assert "cell_l0.weight_hh" in out and "fd:manual" in out and "check: 1 of 1 agree" in out
+
+
+def test_check_with_a_cell_file_without_a_pair(tmp_path, capsys):
+    from tinygrad_rnn.cli import main
+
+    cells = tmp_path / "cells.py"
+    cells.write_text("import cells_for_tests\n\n\nclass IndRNNCell(cells_for_tests.IndRNNCell):\n    pass\n")
+    assert main(["check", "--cell", f"{cells}:IndRNNCell"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "defines no manual pair for IndRNNCell" in err and "pass --fd" in err
+    assert main(["check", "--cell", f"{cells}:IndRNNCell", "--fd"]) == 0
+    assert "finite differences agree with the autograd" in capsys.readouterr().out
+    half = tmp_path / "half.py"
+    half.write_text(cells.read_text() + "\n\ndef IndRNNCell_step_forward(x, h, p):\n    pass\n")
+    assert main(["check", "--cell", f"{half}:IndRNNCell"]) == 2
+    assert "IndRNNCell_step_backward is missing" in capsys.readouterr().err
+    for spec, message in (
+        (f"{tmp_path / 'nowhere.py'}:IndRNNCell", "not found"),
+        (f"{cells}:GRU", "has no GRU"),
+        ("transformer", "--cell: expected one of"),
+    ):
+        assert main(["check", "--cell", spec]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err

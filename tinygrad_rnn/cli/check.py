@@ -3,6 +3,12 @@
     tinygrad-rnn check --cell lstm --layers 2 --bidirectional --lengths 5,3,2 --fd
     tinygrad-rnn check --cell all --dtype float32
     tinygrad-rnn check --lm --cell gru --tbptt 2 --clip 1.0
+    tinygrad-rnn check --cell path/to/file.py:PeepholeLSTM --layers 2 --bidirectional
+
+A cell file's class runs in nn.Recurrent and is compared with the hand-written pair the file defines
+(`ClassName_step_forward` and `ClassName_step_backward`, else `step_forward` and `step_backward`;
+see tinygrad_rnn.manual.cell); without a pair, `--fd` checks its autograd against finite
+differences alone.
 
 Weights come from `--seed` (the module's rng), inputs and the initial state from a generator seeded
 alike.  Exit code 0 when every gradient agrees, 1 when any disagrees, 2 for arguments that do not
@@ -17,7 +23,9 @@ import numpy as np
 
 from .. import nn
 from ..comparison import Report, compare
-from ..nn.recurrent import LAYERS
+from ..comparison.pairs import manual_pair_for
+from ..lm.cells import SPEC, is_cell_file, load_cell
+from ..nn.recurrent import LAYERS, make_layer
 from .arguments import positive_float, positive_int
 from .threads import add_threads_option, blas_threads
 
@@ -38,7 +46,12 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="manual BPTT against the autograd: a table of gradient errors, exit 0 when they agree",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--cell", choices=[*CELLS, "all"], default="lstm", help="rnn is tanh (default: lstm)")
+    p.add_argument(
+        "--cell",
+        default="lstm",
+        help=f"{', '.join(CELLS)}, all, or {SPEC} (its pair: ClassName_step_forward/_step_backward or "
+        "step_forward/step_backward in the file); rnn is tanh (default: lstm)",
+    )
     p.add_argument("--layers", type=positive_int, default=1)
     p.add_argument("--bidirectional", action="store_true")
     p.add_argument("--batch-first", action="store_true")
@@ -85,7 +98,7 @@ def _shared_options(
     shape = rows, args.batch, args.hidden_size
     hx = tuple(0.5 * rng.standard_normal(shape) for _ in range(2 if cell == "lstm" else 1))
     return {
-        "hx": hx if cell == "lstm" else hx[0],
+        "hx": None if is_cell_file(cell) else hx if cell == "lstm" else hx[0],
         "lengths": _lengths(args.lengths, args.steps, args.batch, rng),
         "max_norm": args.clip,
         "finite_differences": args.fd,
@@ -109,6 +122,8 @@ def _check_lm(args: argparse.Namespace, cell: str) -> Report:
 def _check_recurrent(args: argparse.Namespace, cell: str) -> Report:
     """A recurrent stack on x ~ N(0, 1) in its layout."""
     rng = np.random.default_rng(args.seed)
+    if is_cell_file(cell):
+        return _check_cell_file(args, cell, rng)
     kind, cell_options = CELLS[cell]
     module = kind(
         args.input_size,
@@ -125,9 +140,33 @@ def _check_recurrent(args: argparse.Namespace, cell: str) -> Report:
     return compare(module, x, **_shared_options(args, cell, rng, module.num_layers * module.num_directions))
 
 
+def _check_cell_file(args: argparse.Namespace, spec: str, rng: np.random.Generator) -> Report:
+    """nn.Recurrent of a file's cell class against the file's manual pair (or finite differences)."""
+    cls = load_cell(spec)
+    pair = manual_pair_for(cls)
+    if pair is None and not args.fd:
+        raise ValueError(
+            f"{spec.rpartition(':')[0]} defines no manual pair for {cls.__name__} "
+            f"({cls.__name__}_step_forward and _step_backward, or step_forward and step_backward); "
+            "add one, or pass --fd"
+        )
+    if args.batch_first:
+        raise ValueError("--cell with a file: the layer is time-major (no --batch-first)")
+    options = {"bidirectional": args.bidirectional, "dtype": args.dtype, "rng": args.seed}
+    module = make_layer(cls, args.input_size, args.hidden_size, args.layers, **options)
+    x = rng.standard_normal((args.steps, args.batch, args.input_size))
+    return compare(
+        module, x, manual=pair, **_shared_options(args, spec, rng, module.num_layers * module.num_directions)
+    )
+
+
 def _cells(args: argparse.Namespace) -> list[str]:
     """The cells to check; raises ValueError for combinations the language model does not have."""
     lm = args.lm or args.tbptt is not None
+    if args.cell not in (*CELLS, "all") and not is_cell_file(args.cell):
+        raise ValueError(f"--cell: expected one of {', '.join(CELLS)}, all or {SPEC}, got {args.cell!r}")
+    if lm and is_cell_file(args.cell):
+        raise ValueError("--cell with a file: compares a recurrent layer of it (no --lm, --tbptt)")
     if not lm:
         return list(CELLS) if args.cell == "all" else [args.cell]
     if args.bidirectional or args.batch_first:
