@@ -131,7 +131,7 @@ def test_dropout_train_and_eval():
     assert set(np.unique(y)) <= {0.0, 2.0} and 0.4 < (y == 0).mean() < 0.6
     drop.eval()
     np.testing.assert_array_equal(drop(x).data, x.data)
-    with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\]"):
         nn.Dropout(1.5)
 
 
