@@ -520,3 +520,28 @@ def test_graph_and_train_commands_take_a_cell_file(tmp_path, capsys):
         == f"tinygrad-rnn graph: error: cell file {CELL_FILE} has no Nope (its Module classes: {classes})"
     )
     assert lines[1].endswith("none.py not found") and "expected one of gru, lstm, rnn or" in lines[2]
+
+
+def test_a_weight_used_as_its_transpose_at_every_step_gets_torchs_gradient():
+    """A cell's `h @ W.T` at every step: the gradient of W stays one deferred product through the
+    transposes (one GEMM), also mixed with a direct use of W and a transposed view keeping its grad."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    w0, xs, g = rng.standard_normal((3, 3)), rng.standard_normal((5, 2, 3)), rng.standard_normal((2, 3))
+
+    def run(wrap, w):
+        h = wrap(np.zeros((2, 3)))
+        for t in range(5):
+            h = (h @ w.T + wrap(xs[t])).tanh()
+        view = w.T
+        view.retain_grad()
+        return ((h @ view) * wrap(g)).sum() + (w * w).sum(), view
+
+    ours_w = tg.Tensor(w0.copy(), requires_grad=True)
+    ours_loss, ours_view = run(tg.Tensor, ours_w)
+    ours_loss.backward()
+    theirs_w = torch.tensor(w0.copy(), requires_grad=True)
+    theirs_loss, theirs_view = run(torch.from_numpy, theirs_w)
+    theirs_loss.backward()
+    np.testing.assert_allclose(ours_w.grad.data, theirs_w.grad.numpy(), **CLOSE)
+    np.testing.assert_allclose(ours_view.grad.data, theirs_view.grad.numpy(), **CLOSE)

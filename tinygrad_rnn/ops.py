@@ -592,6 +592,7 @@ class Contiguous(Function):
 
 class Permute(Function):
     view = True
+    takes_products = True  # the gradient of W.T, deferred (a 2-D DeferredProduct), stays deferred for W
 
     @staticmethod
     def forward(ctx, x, axes):
@@ -600,6 +601,8 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if type(grad) is DeferredProduct:
+            return (grad.T,)
         return (np.transpose(grad, np.argsort(ctx.axes)),)
 
 

@@ -43,6 +43,7 @@ class Function:
     multi_output = False
     view = False
     saves_output = False  # set by ops that save their own output: backward checks its version too
+    takes_products = False  # backward accepts a DeferredProduct (Permute: a weight's transposed view)
     output_counter = UNCHANGED  # the output's counter, once it has one (Node.own_counter)
     retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
     freed = False  # set by a backward without retain_graph
@@ -884,7 +885,7 @@ class DeferredProduct:
 
     A weight used at every time step receives one term per step; reading the sum stacks the terms
     and makes one GEMM, (a_1; …; a_T)ᵀ (g_1; …; g_T), instead of T small products and T additions.
-    It lives only inside `backward`: ops never see it.
+    It lives only inside `backward`: ops never see it, except those that set `takes_products`.
     """
 
     __slots__ = ("lefts", "rights")
@@ -892,6 +893,13 @@ class DeferredProduct:
     def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
         self.lefts = [left]
         self.rights = [right]
+
+    @property
+    def T(self) -> DeferredProduct:  # noqa: N802
+        """(Σ aᵀ g)ᵀ = Σ gᵀ a, still deferred: a weight used as `W.T` at every step gets one GEMM too."""
+        swapped = DeferredProduct.__new__(DeferredProduct)
+        swapped.lefts, swapped.rights = self.rights, self.lefts
+        return swapped
 
     def value(self) -> np.ndarray:
         if len(self.lefts) == 1:
@@ -994,7 +1002,9 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
             grads_out = [_value(sums.pop((key, i), None)) for i in range(ctx.n_outputs)]
         else:
             g = sums.pop(key)
-            grads_out = [g.value() if type(g) is DeferredProduct else g]
+            if type(g) is DeferredProduct and (not ctx.takes_products or ctx.retained is not None):
+                g = g.value()
+            grads_out = [g]
         if ctx.versions != tuple([n.counter[0] for n in ctx.parents]) or (
             ctx.saves_output and ctx.output_counter[0]
         ):
