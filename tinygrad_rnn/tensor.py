@@ -898,7 +898,7 @@ class DeferredProduct:
     def T(self) -> DeferredProduct:  # noqa: N802
         """(Σ aᵀ g)ᵀ = Σ gᵀ a, still deferred: a weight used as `W.T` at every step gets one GEMM too."""
         swapped = DeferredProduct.__new__(DeferredProduct)
-        swapped.lefts, swapped.rights = self.rights, self.lefts
+        swapped.lefts, swapped.rights = list(self.rights), list(self.lefts)  # own lists: sums extend them
         return swapped
 
     def value(self) -> np.ndarray:
