@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
-from tinygrad_rnn import nn
+from tinygrad_rnn import compare, manual, nn
+from tinygrad_rnn.numeric import numerical_gradient
 
 T, N, D, H, P = 4, 3, 2, 5, 3
 LENGTHS = np.array([4, 2, 3])
@@ -153,3 +154,106 @@ def test_generated_projections_equal_torch(hidden, data, layers, bidirectional, 
     their_params = dict(reference.named_parameters())
     for name, p in model.named_parameters():
         np.testing.assert_allclose(p.grad.data, their_params[name].grad.numpy(), **close, err_msg=name)
+
+
+# --- the manual package: hand-written BPTT through the projection ------------------------------------
+
+
+def manual_run(model, x, h0, c0, lengths, batch_first):
+    params, config = manual.from_module(model)
+    output, (h_n, c_n), cache = manual.recurrent_forward(
+        x=x, params=params, hx=(h0, c0), lengths=lengths, **config
+    )
+    return params, output, h_n, c_n, cache
+
+
+@pytest.mark.parametrize(("layers", "bidirectional", "batch_first", "with_lengths"), GRID, ids=GRID_IDS)
+def test_manual_bptt_equals_the_autograd(layers, bidirectional, batch_first, with_lengths):
+    model = make_lstm(layers, bidirectional, batch_first)
+    x, h0, c0 = inputs(layers, bidirectional, batch_first)
+    lengths = LENGTHS if with_lengths else None
+    params, output, h_n, c_n, cache = manual_run(model, x, h0, c0, lengths, batch_first)
+    leaves = [tg.Tensor(a, requires_grad=True) for a in (x, h0, c0)]
+    ours, (ours_h, ours_c) = model(leaves[0], (leaves[1], leaves[2]), lengths=lengths)
+    close = {"rtol": 1e-10, "atol": 1e-12}
+    for manual_value, autograd in [(output, ours), (h_n, ours_h), (c_n, ours_c)]:
+        np.testing.assert_allclose(manual_value, autograd.data, **close)
+    Gs = weighted_sum([ours, ours_h, ours_c])
+    sum((t * tg.Tensor(g)).sum() for t, g in zip([ours, ours_h, ours_c], Gs, strict=True)).backward()
+    dx, (dh0, dc0), dparams = manual.recurrent_backward(Gs[0], (Gs[1], Gs[2]), cache)
+    assert list(dparams) == list(params)
+    for manual_grad, leaf in zip([dx, dh0, dc0], leaves, strict=True):
+        np.testing.assert_allclose(manual_grad, leaf.grad.data, **close)
+    for name, p in model.named_parameters():
+        np.testing.assert_allclose(dparams[name], p.grad.data, **close, err_msg=name)
+
+
+def test_manual_bptt_equals_finite_differences():
+    model = make_lstm(2, True, hidden=3, proj=2)
+    x, h0, c0 = inputs(2, True, False, hidden=3, proj=2)
+    params, output, h_n, c_n, cache = manual_run(model, x, h0, c0, LENGTHS, False)
+    Gs = weighted_sum([output, h_n, c_n])
+    _, _, dparams = manual.recurrent_backward(Gs[0], (Gs[1], Gs[2]), cache)
+
+    def loss():
+        out, (h, c), _ = manual.recurrent_forward(
+            "lstm", x, params, num_layers=2, bidirectional=True, hx=(h0, c0), lengths=LENGTHS
+        )
+        return sum(float((a * g).sum()) for a, g in zip([out, h, c], Gs, strict=True))
+
+    for name in ("weight_hr_l0", "weight_hr_l1_reverse", "weight_hh_l1", "weight_ih_l1_reverse"):
+        np.testing.assert_allclose(
+            dparams[name], numerical_gradient(loss, params[name]), rtol=1e-6, atol=1e-8
+        )
+
+
+def test_manual_step_pair_and_its_errors():
+    rng = np.random.default_rng(3)
+    params = {"weight_ih": rng.standard_normal((4 * H, D)), "weight_hh": rng.standard_normal((4 * H, P))}
+    params["weight_hr"] = rng.standard_normal((P, H))
+    x, h, c = rng.standard_normal((N, D)), rng.standard_normal((N, P)), rng.standard_normal((N, H))
+    (h_new, c_new), step = manual.lstm_step_forward(x, (h, c), params)
+    gates = x @ params["weight_ih"].T + h @ params["weight_hh"].T
+    i, f, g, o = np.split(gates, 4, axis=1)
+    sig = manual.sigmoid
+    expected_c = sig(f) * c + sig(i) * np.tanh(g)
+    np.testing.assert_allclose(c_new, expected_c, rtol=1e-12)
+    np.testing.assert_allclose(h_new, (sig(o) * np.tanh(expected_c)) @ params["weight_hr"].T, rtol=1e-12)
+    dh, dc = rng.standard_normal((N, P)), rng.standard_normal((N, H))
+    _, _, dparams = manual.lstm_step_backward((dh, dc), step)
+
+    def loss():
+        (h2, c2), _ = manual.lstm_step_forward(x, (h, c), params)
+        return float((h2 * dh).sum() + (c2 * dc).sum())
+
+    for name in params:
+        np.testing.assert_allclose(
+            dparams[name], numerical_gradient(loss, params[name]), rtol=1e-6, atol=1e-8
+        )
+    with pytest.raises(ValueError, match=r"h_prev expected shape \(3, 3\), got \(3, 5\)"):
+        manual.lstm_step_forward(x, (c, c), params)
+    bad = dict(params, weight_hr=rng.standard_normal((H, H)))
+    with pytest.raises(ValueError, match=r"weight_hr must have shape \(P, H\) with 0 < P < H, got \(5, 5\)"):
+        manual.lstm_step_forward(x, (h, c), bad)
+    bad = dict(params, weight_hh=rng.standard_normal((4 * H, H)))
+    with pytest.raises(ValueError, match=r"weight_hh expected shape \(4·H, P\) = \(20, 3\)"):
+        manual.lstm_step_forward(x, (h, c), bad)
+    with pytest.raises(ValueError, match="unexpected parameters"):
+        manual.gru_step_forward(x, h, {"weight_hr": params["weight_hr"]})
+
+
+# --- compare: the report on a projected LSTM ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("layers", "bidirectional"), [(1, False), (2, True)])
+def test_compare_checks_a_projected_lstm_three_ways(layers, bidirectional):
+    model = make_lstm(layers, bidirectional, hidden=4, proj=2)
+    x, h0, c0 = inputs(layers, bidirectional, False, hidden=4, proj=2)
+    report = compare(model, x, hx=(h0, c0), lengths=LENGTHS, finite_differences=True)
+    assert report.ok, report.failures
+    rows = {row.name: row for row in report.rows}
+    assert rows["h0"].shape == (h0.shape) and rows["c0"].shape == c0.shape
+    assert rows["weight_hr_l0"].shape == (2, 4) and rows["weight_hr_l0"].fd_manual is not None
+    assert len(report.steps) == T * layers * (2 if bidirectional else 1)
+    with pytest.raises(ValueError, match=r"expected h0 of shape \(L·dirs, N, H\) = \(.*, 3, 2\), got"):
+        compare(model, x, hx=(c0, c0))

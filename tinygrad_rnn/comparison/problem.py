@@ -156,29 +156,32 @@ def _manual_cell(layer: RecurrentBase, manual: Any, finite_differences: bool) ->
 
 def _state_form(
     problem_module: Any, layer: RecurrentBase, is_lm: bool, example: np.ndarray
-) -> tuple[int, bool]:
-    """(number of arrays, whether a tuple) of the layer's state, from a forward pass without a graph."""
+) -> tuple[int, bool, tuple[int, ...]]:
+    """(number of arrays, whether a tuple, each array's width) of the layer's state, from a forward
+    pass without a graph (widths differ for an LSTM with a projection: h (…, P), c (…, H))."""
     with no_grad():
         _, state = problem_module(example) if is_lm else layer(example)
-    return (len(state), True) if isinstance(state, tuple) else (1, False)
+    parts = state if isinstance(state, tuple) else (state,)
+    return len(parts), isinstance(state, tuple), tuple(p.shape[-1] for p in parts)
 
 
 def _initial_state(
-    hx: Any, rows: tuple[int, ...], dtype: np.dtype, count: int, is_tuple: bool
+    hx: Any, lead: tuple[int, ...], widths: tuple[int, ...], dtype: np.dtype, count: int, is_tuple: bool
 ) -> tuple[np.ndarray, ...]:
-    """hx as a tuple of arrays of shape `rows` (zeros when hx is None)."""
+    """hx as a tuple of arrays of shapes (*lead, width) (zeros when hx is None)."""
     names = state_names(count)
+    shapes = [(*lead, w) for w in widths]
     if hx is None:
-        return tuple(np.zeros(rows, dtype=dtype) for _ in names)
+        return tuple(np.zeros(shape, dtype=dtype) for shape in shapes)
     if is_tuple != isinstance(hx, tuple | list) or (is_tuple and len(hx) != count):
         expected = f"({', '.join(n + '0' for n in names)})" if is_tuple else "h0, one array"
         raise ValueError(
             f"compare: expected hx = {expected}, like the layer's state; got {type(hx).__name__}"
         )
     state = tuple(_array(p, dtype) for p in (hx if is_tuple else (hx,)))
-    for name, s in zip(names, state, strict=True):
-        if s.shape != rows:
-            raise ValueError(f"compare: expected {name}0 of shape (L·dirs, N, H) = {rows}, got {s.shape}")
+    for name, s, shape in zip(names, state, shapes, strict=True):
+        if s.shape != shape:
+            raise ValueError(f"compare: expected {name}0 of shape (L·dirs, N, H) = {shape}, got {s.shape}")
     return state
 
 
@@ -216,8 +219,8 @@ def make_problem(
                 "compare: expected tokens and targets of one shape (T, N), "
                 f"got {tokens.shape} and {targets.shape}"
             )
-        count, is_tuple = _state_form(module, layer, True, tokens[:1])
-        state0 = _initial_state(hx, (rows, tokens.shape[1], layer.hidden_size), dtype, count, is_tuple)
+        count, is_tuple, widths = _state_form(module, layer, True, tokens[:1])
+        state0 = _initial_state(hx, (rows, tokens.shape[1]), widths, dtype, count, is_tuple)
         return Problem(
             module, layer, True, dtype, None, tokens, targets, state0, is_tuple, upstream={}, **common
         )
@@ -230,10 +233,10 @@ def make_problem(
             f"unbatched (T, {layer.input_size})), got {x.shape}"
         )
     batch = () if x.ndim == 2 else (x.shape[0 if layer.batch_first else 1],)
-    count, is_tuple = _state_form(module, layer, False, x)
-    state0 = _initial_state(hx, (rows, *batch, layer.hidden_size), dtype, count, is_tuple)
-    shapes = {"output": (*x.shape[:-1], layer.num_directions * layer.hidden_size)}
-    shapes.update({f"{name}_n": state0[0].shape for name in state_names(count)})
+    count, is_tuple, widths = _state_form(module, layer, False, x)
+    state0 = _initial_state(hx, (rows, *batch), widths, dtype, count, is_tuple)
+    shapes = {"output": (*x.shape[:-1], layer.num_directions * widths[0])}
+    shapes.update({f"{name}_n": s.shape for name, s in zip(state_names(count), state0, strict=True)})
     rng = np.random.default_rng(seed)
     upstream = {key: rng.standard_normal(shape).astype(dtype) for key, shape in shapes.items()}
     return Problem(module, layer, False, dtype, x, None, None, state0, is_tuple, upstream=upstream, **common)

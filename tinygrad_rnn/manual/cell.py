@@ -39,8 +39,9 @@ Gathered = tuple[np.ndarray, Params, Params | None]
 class Cell(NamedTuple):
     """A recurrence as the machinery runs it (see the module docstring).
 
-    check(params, input width, key format) → H, when given, validates a layer-direction's parameters
-    before anything runs (key format names a key in messages, e.g. '{}_l1_reverse').
+    check(params, input width, key format) → H, or the width of each state array (an LSTM with a
+    projection: (P, H)), when given, validates a layer-direction's parameters before anything runs
+    (key format names a key in messages, e.g. '{}_l1_reverse').
     """
 
     name: str
@@ -118,16 +119,33 @@ def _sum_steps(
     return np.stack(dxs), grads, steps if per_step else None
 
 
-def check_state(cell: Cell, state: State, shape: tuple[int, ...], suffix: str) -> None:
-    """The state must hold one array of `shape` (e.g. (N, H)) per name in `cell.state_names`.
+def state_widths(
+    cell: Cell, params: Params, input_width: int, key_format: str, state: Any
+) -> tuple[int, ...]:
+    """The last dimension of each state array: the cell's check says it (H for every array, or one
+    width each), or for a pair, which has no check, the given state's arrays (or arrays (…, H))."""
+    if cell.check is not None:
+        widths = cell.check(params, input_width, key_format)
+        return widths if isinstance(widths, tuple) else (widths,) * len(cell.state_names)
+    if state is None:
+        raise ValueError(f"{cell.name}: the initial state is required for a cell given as a pair")
+    return tuple(np.shape(s)[-1] for s in state)
+
+
+def check_state(
+    cell: Cell, state: State, lead: tuple[int, ...], widths: tuple[int, ...], suffix: str
+) -> None:
+    """The state must hold one array of shape (*lead, width) (e.g. (N, H)) per name in `cell.state_names`.
 
     Messages name the arrays `name + suffix`, e.g. "h0", "c_prev".
     """
     if len(state) != len(cell.state_names):
         raise ValueError(f"{cell.name}: expected a state of {len(cell.state_names)} arrays, got {len(state)}")
-    for name, s in zip(cell.state_names, state, strict=True):
-        if np.shape(s) != shape:
-            raise ValueError(f"{cell.name}: {name + suffix} expected shape {shape}, got {np.shape(s)}")
+    for name, s, width in zip(cell.state_names, state, widths, strict=True):
+        if np.shape(s) != (*lead, width):
+            raise ValueError(
+                f"{cell.name}: {name + suffix} expected shape {(*lead, width)}, got {np.shape(s)}"
+            )
 
 
 class StepCache(NamedTuple):
@@ -146,8 +164,7 @@ def cell_step_forward(cell: Cell, x: np.ndarray, state: State, params: Params) -
     """
     if np.ndim(x) != 2:
         raise ValueError(f"{cell.name}: expected x of shape (N, D), got {np.shape(x)}")
-    hidden = cell.check(params, x.shape[1], "{}") if cell.check else state[0].shape[-1]
-    check_state(cell, state, (x.shape[0], hidden), "_prev")
+    check_state(cell, state, (x.shape[0],), state_widths(cell, params, x.shape[1], "{}", state), "_prev")
     new_state, core = cell.forward(cell.project(x[None], params)[0], state, params)
     return new_state, StepCache(x=x, core=core, params=params, cell=cell)
 

@@ -28,14 +28,18 @@ BIAS_KEYS = ("bias_ih", "bias_hh")
 WeightGrad = Callable[[np.ndarray, Sequence[Any], bool], np.ndarray]
 
 
-def check_gate_params(params: Params, input_width: int, key_format: str, *, name: str, gates: int) -> int:
+def check_gate_params(
+    params: Params, input_width: int, key_format: str, *, name: str, gates: int, projection: bool = False
+) -> int | tuple[int, int]:
     """Check one cell's parameter keys and shapes against the input width; return H.
 
     Expected: weight_ih (G·H, D), weight_hh (G·H, H) and either both biases (G·H,) or neither.
-    `key_format` (e.g. '{}_l1_reverse') names the layer-level key in messages.
+    With `projection` (the LSTM's) a weight_hr (P, H), 0 < P < H, may come too: weight_hh is then
+    (G·H, P) and the state's widths (P, H) are returned. `key_format` (e.g. '{}_l1_reverse') names the
+    layer-level key in messages.
     """
     given = sorted(params)
-    unexpected = sorted(set(params) - set(WEIGHT_KEYS + BIAS_KEYS))
+    unexpected = sorted(set(params) - set(WEIGHT_KEYS + BIAS_KEYS + (("weight_hr",) if projection else ())))
     if unexpected:
         raise ValueError(f"{name}: unexpected parameters {[key_format.format(k) for k in unexpected]}")
     for key in WEIGHT_KEYS + (BIAS_KEYS if any(k in params for k in BIAS_KEYS) else ()):
@@ -43,7 +47,19 @@ def check_gate_params(params: Params, input_width: int, key_format: str, *, name
             raise KeyError(f"{name}: missing parameter {key_format.format(key)!r}; given keys {given}")
     weight_ih, weight_hh = params["weight_ih"], params["weight_hh"]
     label = key_format.format
-    if weight_hh.ndim != 2 or weight_hh.shape[0] != gates * weight_hh.shape[1]:
+    weight_hr = params.get("weight_hr")
+    if weight_hr is not None:
+        if weight_hr.ndim != 2 or not 0 < weight_hr.shape[0] < weight_hr.shape[1]:
+            raise ValueError(
+                f"{name}: {label('weight_hr')} must have shape (P, H) with 0 < P < H, got {weight_hr.shape}"
+            )
+        expected = (gates * weight_hr.shape[1], weight_hr.shape[0])
+        if weight_hh.shape != expected:
+            raise ValueError(
+                f"{name}: {label('weight_hh')} expected shape ({gates}·H, P) = {expected} for "
+                f"{label('weight_hr')} of shape {weight_hr.shape}, got {weight_hh.shape}"
+            )
+    elif weight_hh.ndim != 2 or weight_hh.shape[0] != gates * weight_hh.shape[1]:
         raise ValueError(
             f"{name}: {label('weight_hh')} must have shape ({gates}·H, H), got {weight_hh.shape}"
         )
@@ -56,7 +72,7 @@ def check_gate_params(params: Params, input_width: int, key_format: str, *, name
     for key in BIAS_KEYS:
         if key in params and params[key].shape != (rows,):
             raise ValueError(f"{name}: {label(key)} expected shape ({rows},), got {params[key].shape}")
-    return weight_hh.shape[1]
+    return weight_hh.shape[1] if weight_hr is None else (weight_hr.shape[0], weight_hr.shape[1])
 
 
 def project(x: np.ndarray, params: Params) -> np.ndarray:

@@ -25,13 +25,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .cell import Cell, Params, State, check_state
+from .cell import Cell, Params, State, check_state, state_widths
 
 
 class SequenceCache(NamedTuple):
-    """One layer-direction's forward record; `steps[t]` is the cell cache of time step t, H the width
-    of its state, `key_format` the name of its parameters in the stack ('{}_l0', 'cell_l0.{}'),
-    `states[t]` the state step t started from."""
+    """One layer-direction's forward record; `steps[t]` is the cell cache of time step t, `widths`
+    those of its state's arrays (H each, or (P, H) for a projected LSTM; the output's is widths[0]),
+    `key_format` the name of its parameters in the stack ('{}_l0', 'cell_l0.{}'), `states[t]` the
+    state step t started from."""
 
     cell: Cell
     x: np.ndarray
@@ -39,7 +40,7 @@ class SequenceCache(NamedTuple):
     mask: np.ndarray | None
     reverse: bool
     steps: list[Any]
-    hidden: int
+    widths: tuple[int, ...]
     key_format: str
     states: list[State]
 
@@ -110,8 +111,8 @@ def sequence_forward(
     `key_format` names the parameters in messages (e.g. '{}_l1_reverse' in a stack).
     """
     steps, batch, width = x.shape
-    hidden = cell.check(params, width, key_format) if cell.check else np.shape(state0[0])[-1]
-    check_state(cell, state0, (batch, hidden), "0")
+    widths = state_widths(cell, params, width, key_format, state0)
+    check_state(cell, state0, (batch,), widths, "0")
     inputs = cell.project(x, params)
     caches: list[Any] = [None] * steps
     outputs: list[Any] = [None] * steps
@@ -126,7 +127,7 @@ def sequence_forward(
         else:
             state = tuple(np.where(mask[t], new, old) for new, old in zip(new_state, state, strict=True))
             outputs[t] = np.where(mask[t], new_state[0], 0)
-    cache = SequenceCache(cell, x, params, mask, reverse, caches, hidden, key_format, states)
+    cache = SequenceCache(cell, x, params, mask, reverse, caches, widths, key_format, states)
     return np.stack(outputs), state, cache
 
 
@@ -150,12 +151,15 @@ def sequence_backward(
     doutput: (T, N, H); dstate_n: gradient on the final state, entries may be None (zeros).
     """
     cell, x, params, mask = cache.cell, cache.x, cache.params, cache.mask
-    expected = (*x.shape[:2], cache.hidden)
+    expected = (*x.shape[:2], cache.widths[0])
     if doutput.shape != expected:
         raise ValueError(
             f"{cell.name}: expected doutput of shape (T, N, H) = {expected}, got {doutput.shape}"
         )
-    dstate = tuple(np.zeros_like(doutput[0]) if d is None else d for d in dstate_n)
+    dstate = tuple(
+        np.zeros((x.shape[1], w), dtype=doutput.dtype) if d is None else d
+        for d, w in zip(dstate_n, cache.widths, strict=True)
+    )
     dinputs: list[Any] = [None] * len(x)
     parts: list[Any] = [None] * len(x)
     dcells: list[Any] = [None] * len(x)

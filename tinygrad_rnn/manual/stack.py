@@ -5,6 +5,8 @@ weight_ih_l{k}[_reverse] for the built-in layers, cell_l{k}[_reverse].<name> for
 its initial state from hx[k·dirs + d].  Layer 0 reads x; layer k > 0 reads the concatenation
 [forward | reverse] of layer k−1's outputs (width dirs·H).  The output is the top layer's
 [forward | reverse] outputs (T, N, dirs·H); h_n[k·dirs + d] is each layer-direction's final state.
+H is the width of h, the state's first array: P for an LSTM with a projection weight_hr (P, H),
+whose c keeps H (each state array has its own width, `SequenceCache.widths`).
 
 The cell is 'rnn', 'lstm', 'gru', a `Cell`, or a user's pair (step_forward, step_backward) — see
 cell.py; a pair needs hx, since its state's structure is known only from an example.
@@ -18,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .cell import Cell, Params, State, pair_cell
+from .cell import Cell, Params, State, pair_cell, state_widths
 from .gru import gru_cell
 from .layout import split_params, stream_name
 from .lstm import LSTM_CELL
@@ -91,16 +93,11 @@ def stack_forward(
     """Time-major core of `recurrent_forward`.   x: (T, N, D); state0 arrays (L·dirs, N, H) or None."""
     directions = 2 if bidirectional else 1
     layer_params, formats = split_params(params, num_layers, directions)
-    if cell.check is not None:
-        hidden = cell.check(layer_params[0], x.shape[-1], formats[0])
-    elif state0 is not None:
-        hidden = np.shape(state0[0])[-1]
-    else:
-        raise ValueError(f"{cell.name}: the initial state is required for a cell given as a pair")
-    shape = (num_layers * directions, x.shape[1], hidden)
+    widths = state_widths(cell, layer_params[0], x.shape[-1], formats[0], state0)
+    shapes = [(num_layers * directions, x.shape[1], w) for w in widths]
     if state0 is None:
-        state0 = tuple(np.zeros(shape, dtype=x.dtype) for _ in cell.state_names)
-    for name, s in zip(cell.state_names, state0, strict=True):
+        state0 = tuple(np.zeros(shape, dtype=x.dtype) for shape in shapes)
+    for name, s, shape in zip(cell.state_names, state0, shapes, strict=True):
         if np.shape(s) != shape:
             raise ValueError(
                 f"{cell.name}: {name}0 expected shape (L·dirs, N, H) = {shape}, got {np.shape(s)}"
@@ -142,10 +139,11 @@ def stack_backward(
     listed in the parameters' order (layer 0 first) although computed top-down.
     """
     directions = len(layers[0])
-    hidden = layers[0][0].hidden
+    widths = layers[0][0].widths
+    hidden = widths[0]  # the width of each direction's output
     count = len(layers) * directions
-    shape = (count, doutput.shape[1], hidden)
-    for name, d in zip(layers[0][0].cell.state_names, dstate_n, strict=True):
+    for name, d, w in zip(layers[0][0].cell.state_names, dstate_n, widths, strict=True):
+        shape = (count, doutput.shape[1], w)
         if d is not None and np.shape(d) != shape:
             raise ValueError(f"d{name}_n expected shape (L·dirs, N, H) = {shape}, got {np.shape(d)}")
     dstate0: list[State] = [()] * count
@@ -233,7 +231,7 @@ def recurrent_backward(
     """
     cell, first = cache.cell, cache.layers[0][0]
     length, batch = first.x.shape[:2]
-    width = len(cache.layers[0]) * first.hidden
+    width = len(cache.layers[0]) * first.widths[0]
     if cache.unbatched:
         expected = (length, width)
     else:
