@@ -478,7 +478,7 @@ def test_load_cell_names_what_is_wrong_in_one_line(tmp_path):
     for spec, message in (
         (f"{tmp_path}/missing.py:Cell", "cell file .*missing.py not found"),
         (f"{CELL_FILE}:Nope", "has no Nope \\(its Module classes: IndRNNCell, PeepholeLSTMCell\\)"),
-        (f"{CELL_FILE}:_uniform", "is a function, not an nn.Module subclass"),
+        (f"{CELL_FILE}:__all__", "is a list, not an nn.Module subclass"),
         (f"{broken}:Cell", "failed to import: RuntimeError: no"),
         ("lstm-ish", "expected path/to/file.py:ClassName"),
     ):
