@@ -13,6 +13,8 @@ Every implementation is measured in this one process run, so the ratios are fair
 warm-up, then the median of several runs, with a pause before each implementation. Peak memory is
 what tracemalloc sees numpy allocate during one step (PyTorch's allocations are invisible to it, so
 torch has no memory column).
+A second table times your own cell: the peephole LSTM of `nn.examples` (plain Tensor ops) through
+`nn.Recurrent` against the built-in `nn.LSTM`, at mid and long.
 Prints tables; asserts nothing. `tinygrad-rnn bench [--configs char,mid] [--cells lstm]`, or
 `python benchmarks/recurrent.py ...`.
 """
@@ -33,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from .. import Tensor, manual
-from ..nn.recurrent import LAYERS
+from ..nn.examples import PeepholeLSTMCell
+from ..nn.recurrent import LAYERS, Recurrent
 from .arguments import positive_int
 from .threads import add_threads_option, blas_threads
 
@@ -111,6 +114,31 @@ def steps_for(cell: str, config: str, torch_module) -> dict[str, Callable[[], ob
     return implementations
 
 
+CUSTOM_CELL_CONFIGS = ("mid", "long")
+
+
+def custom_cell_steps(config: str) -> dict[str, Callable[[], object]]:
+    """One autograd training step of nn.Recurrent(PeepholeLSTMCell) and of nn.LSTM, same input and G."""
+    steps, batch, width, hidden = CONFIGS[config]
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((steps, batch, width)).astype(np.float32))
+    g = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    models = {
+        "peephole": Recurrent(PeepholeLSTMCell, width, hidden, rng=0),
+        "lstm": LAYERS["lstm"](width, hidden, rng=0),
+    }
+
+    def step_of(model: Any) -> Callable[[], None]:
+        def step() -> None:
+            model.zero_grad(set_to_none=False)
+            output, _ = model(x)
+            output.backward(g)
+
+        return step
+
+    return {name: step_of(model) for name, model in models.items()}
+
+
 def add_bench_parser(subparsers: Any) -> None:
     """Register `bench` on an argparse subparsers object."""
     p = subparsers.add_parser("bench", help="time a training step: autograd vs manual vs PyTorch")
@@ -165,4 +193,16 @@ def run_bench(args: argparse.Namespace) -> int:
                 f"{threads:>9}",
                 flush=True,
             )
+    custom = [config for config in configs if config in CUSTOM_CELL_CONFIGS]
+    if custom:
+        print("\nyour own cell: nn.Recurrent(nn.examples.PeepholeLSTMCell) (plain Tensor ops) vs nn.LSTM")
+        print(f"{'config':<7}{'peephole ms':>12}{'nn.LSTM ms':>12}{'peephole/LSTM':>15}")
+    for config in custom:
+        _, batch, _, hidden = CONFIGS[config]
+        with blas_threads(args.threads, batch, hidden, 4 * hidden):
+            ms = {name: t * 1e3 for name, t in median_seconds(custom_cell_steps(config), args.runs).items()}
+        print(
+            f"{config:<7}{ms['peephole']:>12.1f}{ms['lstm']:>12.1f}{ms['peephole'] / ms['lstm']:>15.2f}",
+            flush=True,
+        )
     return 0
