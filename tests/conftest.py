@@ -1,8 +1,6 @@
-"""Shared pytest options: `--fuzz-programs=N` sets how many random programs tests/test_fuzz.py runs."""
+"""Shared pytest options: `--fuzz-programs=N` runs N fresh random programs in tests/test_fuzz.py (a soak)."""
 
 import pytest
-
-FUZZ_PROGRAMS = 200  # the normal run: derandomized, a few seconds
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -10,8 +8,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--fuzz-programs",
         type=int,
         default=None,
-        help=f"random programs to compare with torch (default {FUZZ_PROGRAMS}, derandomized); "
-        "a larger number is a soak run with fresh random programs",
+        help="random programs to compare with torch in tests/test_fuzz.py, fresh ones each run "
+        "(default: its fixed, derandomized set)",
     )
 
 

@@ -4,19 +4,25 @@ Each program runs three times: in torch as written (the reference), in torch wit
 values overwritten after the forward pass (does torch raise?), and here with the caller's buffers
 refilled and the same values overwritten. Here must then match the reference to 1e-10, or raise where
 torch raises: backward never silently uses an index, mask, target or saved value changed after forward.
+(torch itself gets copies of the buffers: a tensor made by torch.from_numpy shares the array's memory
+but not a version counter, so torch would silently use the refilled values.)
 
-Soak run: `pytest tests/test_fuzz.py --fuzz-programs=20000` (fresh random programs each run).
+`make test` runs a fixed set of programs (derandomized); a soak run draws fresh ones:
+`pytest tests/test_fuzz.py --fuzz-programs=20000`. A failure prints the program as Python-like lines.
 """
+
+from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, given, settings
 
 pytest.importorskip("torch")
 
-from fuzz_programs import PENDING_FIXES, TINY, TORCH, Program, programs, run  # noqa: E402
+from fuzz_programs import OPS, PENDING_FIXES, TINY, TORCH, Program, programs, run  # noqa: E402
 
 TOL = 1e-10
+FUZZ_PROGRAMS = 200  # the normal run: the same programs every time, a few seconds
 
 
 def _close(got: np.ndarray | None, want: np.ndarray | None, shape: tuple[int, ...]) -> bool:
@@ -27,7 +33,6 @@ def _close(got: np.ndarray | None, want: np.ndarray | None, shape: tuple[int, ..
 
 
 def check(program: Program) -> None:
-    note(repr(program))
     reference = run(program, TORCH, after_forward=False)
     assert reference.error is None, f"torch refused the program as written: {reference.error}"
     torch_raises = bool(program.writes) and run(program, TORCH).error is not None
@@ -46,12 +51,21 @@ def check(program: Program) -> None:
 
 def test_random_programs_match_torch(fuzz_programs: int | None) -> None:
     soak = fuzz_programs is not None
+    seen: Counter[str] = Counter()
+
+    def check_and_count(program: Program) -> None:
+        seen.update(s.op for s in program.steps)
+        check(program)
+
     run_all = settings(
-        max_examples=fuzz_programs or 200,
+        max_examples=fuzz_programs or FUZZ_PROGRAMS,
         derandomize=not soak,
         database=None,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
         print_blob=True,
-    )(given(programs())(check))
+    )(given(programs())(check_and_count))
     run_all()
+    # a guard in fuzz_programs.Builder that rejects every use of an op would silently narrow the search
+    missing = sorted(set(OPS) - set(seen))
+    assert len(missing) <= (0 if soak else len(OPS) // 10), f"the generator never made {missing}"

@@ -1,8 +1,7 @@
 """What the random-program fuzzer (tests/test_fuzz.py) found beyond issue #10's list, one test each.
 
-Each is marked xfail(strict=True): it documents a bug that is still there and turns red once fixed,
-when the mark (and the matching name in fuzz_programs.PENDING_FIXES) is removed. Compared with torch
-in float64, to 1e-10.
+A bug still there is marked xfail(strict=True): the test turns red once it is fixed, and then the mark
+goes, with the matching name in fuzz_programs.PENDING_FIXES. Compared with torch in float64, to 1e-10.
 """
 
 import numpy as np
@@ -22,9 +21,9 @@ def _assert_same_grad(ours: tg.Tensor, theirs: "torch.Tensor") -> None:
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.xfail(strict=True, reason="fuzzer finding: linear backward with a size-0 dimension raises")
 @pytest.mark.parametrize("x_shape, w_shape", [((2,), (0, 2)), ((3, 2), (0, 2)), ((3, 0), (2, 0))])
 def test_linear_with_a_size_0_dimension(x_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> None:
+    """Found raising (reshape of an empty array to (-1, 0)); fixed on main since."""
     rng = np.random.default_rng(0)
     x, tx = _pair(rng.standard_normal(x_shape))
     w, tw = _pair(rng.standard_normal(w_shape))
