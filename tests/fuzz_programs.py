@@ -419,9 +419,9 @@ def _execute(L: Any, bufs: list[Any], env: dict[int, Any], modules: list[Any], s
     return out if isinstance(out, tuple) else (out,)
 
 
-def run(program: Program, L: Any, after_forward: bool = True) -> Outcome:
-    """Forward, loss = Σ (out ⊙ G), then (after_forward) refill the buffers and overwrite the detached
-    values the program lists, then backward. A RuntimeError from backward is returned, not raised."""
+def run(program: Program, L: Any, refill: bool = True, write: bool = True) -> Outcome:
+    """Forward, loss = Σ (out ⊙ G), then refill the buffers and overwrite the detached values the
+    program lists (each if asked), then backward. A RuntimeError from backward is returned, not raised."""
     env: dict[int, Any] = {}
     modules = []
     for c in program.cells:
@@ -439,11 +439,10 @@ def run(program: Program, L: Any, after_forward: bool = True) -> Outcome:
     for i, g in zip(program.outputs, program.seeds, strict=True):
         term = (env[i] * L.const(g)).sum()
         loss = term if loss is None else loss + term
-    if after_forward:
-        for buf, refill in zip(bufs, program.refills, strict=True):
-            L.refill(buf, refill)
-        for i in program.writes:
-            env[i][...] = 0.5
+    for buf, new in zip(bufs, program.refills if refill else [], strict=False):
+        L.refill(buf, new)
+    for i in program.writes if write else []:
+        env[i][...] = 0.5
     error = None
     if loss is not None and L.requires_grad(loss):
         try:
