@@ -545,3 +545,19 @@ def test_a_weight_used_as_its_transpose_at_every_step_gets_torchs_gradient():
     theirs_loss.backward()
     np.testing.assert_allclose(ours_w.grad.data, theirs_w.grad.numpy(), **CLOSE)
     np.testing.assert_allclose(ours_view.grad.data, theirs_view.grad.numpy(), **CLOSE)
+
+
+def test_dropout_between_layers_is_drawn_from_the_layers_seed():
+    x = tg.Tensor(np.random.default_rng(0).standard_normal((T, N, D)))
+
+    def output(seed, dropout=0.5, training=True):
+        model = nn.Recurrent(IndRNNCell, D, H, num_layers=2, dropout=dropout, dtype=np.float64, rng=seed)
+        model.train(training)
+        return model(x)[0].data
+
+    np.testing.assert_array_equal(output(3), output(3))
+    assert not np.allclose(output(3), output(3, dropout=0.0))
+    np.testing.assert_array_equal(output(3, training=False), output(3, dropout=0.0))
+    # with every input of layer 1 dropped it sees zeros: its output is relu(b + u ⊙ h) whatever x
+    dropped = nn.Recurrent(IndRNNCell, D, H, num_layers=2, dropout=1.0, dtype=np.float64, rng=3)
+    np.testing.assert_array_equal(dropped(x)[0].data, dropped(x * 2.0)[0].data)
