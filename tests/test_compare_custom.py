@@ -339,3 +339,28 @@ def test_check_with_a_cell_file_without_a_pair(tmp_path, capsys):
         assert main(["check", "--cell", spec]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+
+
+# --- a language model around a custom cell ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", list(PAIRS))
+def test_language_model_of_a_custom_cell_compares_with_its_pair(kind):
+    """Embedding → nn.Recurrent(cell) → Linear → summed cross-entropy: the pair through manual's language
+    model (full and truncated BPTT) agrees, finite differences too, and a wrong pair is named."""
+    model = nn.LanguageModel(6, 3, H, cell=PAIRS[kind][0], num_layers=2, dtype=np.float64, rng=0)
+    rng = np.random.default_rng(0)
+    tokens, targets = rng.integers(0, 6, (T, N)), rng.integers(0, 6, (T, N))
+    report = compare(
+        model, tokens, targets=targets, lengths=LENGTHS, manual=pair(kind), finite_differences=True
+    )
+    assert_agrees(report)
+    assert {"rnn.cell_l1.weight_hh", "embedding.weight", "decoder.weight"} <= {r.name for r in report.rows}
+    assert compare(model, tokens, targets=targets, tbptt=2, manual=pair(kind)).ok
+
+    def wrong(dstate, cache):
+        dx, dstate_prev, dparams = pair(kind)[1](dstate, cache)
+        return dx, dstate_prev, {**dparams, "bias": 2 * dparams["bias"]}
+
+    wrong_report = compare(model, tokens, targets=targets, manual=(pair(kind)[0], wrong))
+    assert wrong_report.divergence[:3] == ("rnn.cell_l1.bias", "l1", T - 1)
