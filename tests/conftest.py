@@ -1,6 +1,9 @@
 """Shared pytest options: `--fuzz-programs=N` runs N fresh random programs in tests/test_fuzz.py (a soak)."""
 
+from collections.abc import Iterator
+
 import pytest
+from threadpoolctl import threadpool_limits
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -17,3 +20,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def fuzz_programs(request: pytest.FixtureRequest) -> int | None:
     """The --fuzz-programs count, or None for the normal run."""
     return request.config.getoption("--fuzz-programs")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_blas_thread() -> Iterator[None]:
+    """One BLAS thread for the whole run: the tests' matrices are small, as the commands choose
+    (tinygrad_rnn/cli/threads.py); threads fighting for a busy core made the suite up to 10x slower."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -1,8 +1,16 @@
 """The `tinygrad-rnn` command as users run it: `python -m tinygrad_rnn ...` in a subprocess."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+import threadpoolctl
+
+from tinygrad_rnn.cli import main
+from tinygrad_rnn.cli import train as train_command
+from tinygrad_rnn.cli.threads import blas_threads, threads_for
 
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -44,3 +52,26 @@ def test_bench_prints_the_table_of_ratios(tmp_path: Path) -> None:
     assert "auto/manual" in header and row.split()[:2] == ["rnn", "char"]
     assert float(row.split()[5]) > 0  # the autograd/manual ratio
     assert run("bench", "--cells", "nope", cwd=tmp_path).returncode == 2
+
+
+def blas_threads_now() -> set[int]:
+    return {pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"}
+
+
+def test_commands_choose_blas_threads_by_the_size_of_their_products() -> None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert threads_for(32, 128, 512) == 1  # train's default LSTM step: small
+    assert threads_for(64, 512, 2048) == cores  # bench's big config
+    before = blas_threads_now()
+    with blas_threads(None, 32, 128, 512) as used:
+        assert used == 1 and blas_threads_now() == {1}
+    with blas_threads(2, 32, 128, 512) as used:
+        assert used == 2 and blas_threads_now() == {2}
+    assert blas_threads_now() == before  # given back after the command
+
+
+def test_train_runs_on_the_threads_it_chose(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: list[set[int]] = []
+    monkeypatch.setattr(train_command, "_train", lambda args: seen.append(blas_threads_now()) or 0)
+    assert main(["train", "--steps", "1"]) == 0 and seen[-1] == {1}
+    assert main(["train", "--steps", "1", "--threads", "2"]) == 0 and seen[-1] == {2}

@@ -537,3 +537,24 @@ def test_per_quantity_scale_spreads_each_quantity_over_the_palette() -> None:
     assert "one log scale for all nodes" in whole.nodes["legend"]["label"]
     with pytest.raises(ValueError, match="grad_scale must be 'quantity' or 'global'"):
         viz.draw(loss, grad_scale="local")
+
+
+def test_an_interrupted_render_leaves_no_renderer_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loss, _ = recurrent("rnn", steps=2)
+    started: list[subprocess.Popen] = []
+
+    class Interrupted(subprocess.Popen):
+        def communicate(self, *args, **kwargs):  # Ctrl-C while the renderer works
+            raise KeyboardInterrupt
+
+    def renderer(args, **kwargs):
+        started.append(Interrupted([sys.executable, "-c", "import time; time.sleep(60)"], **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(shutil, "which", lambda name, **kw: "/usr/bin/dot")
+    monkeypatch.setattr(subprocess, "Popen", renderer)
+    with pytest.raises(KeyboardInterrupt):
+        viz.render(loss, tmp_path / "g.svg")
+    assert started[0].poll() is not None  # killed and reaped, not left running

@@ -31,8 +31,11 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
 
 
 def threads_for(rows: int, inner: int, cols: int) -> int:
-    """The threads worth using for a (rows, inner) × (inner, cols) product: 1 if small, else all cores."""
-    return 1 if rows * inner * cols < SMALL else os.cpu_count() or 1
+    """The threads worth using for a (rows, inner) × (inner, cols) product: 1 if small, else all cores
+    this process may run on."""
+    if rows * inner * cols < SMALL:
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 @contextmanager
