@@ -174,7 +174,12 @@ def test_compare_catches_a_wrong_parameter_gradient_naming_the_parameter_and_ste
 
     report = compare(layer, x, hx=hx, manual=(peephole_step_forward, backward))
     assert not report.ok
-    assert set(report.failures) == {"cell_l0.peep_i", "cell_l1.peep_i", "dθ_t of l0", "dθ_t of l1"}
+    assert set(report.failures) == {
+        "cell_l0.peep_i",
+        "cell_l1.peep_i",
+        "step_backward of l0",
+        "step_backward of l1",
+    }
     assert all(s.dh_ok for s in report.steps)
     # BPTT visits the top layer's last step first
     assert report.divergence[:3] == ("cell_l1.peep_i", "l1", T - 1)
@@ -184,7 +189,8 @@ def test_compare_catches_a_wrong_parameter_gradient_naming_the_parameter_and_ste
 
 
 def test_compare_catches_a_wrong_state_gradient_at_the_step_where_it_starts():
-    """dc_prev without the peephole terms: the wrong dc_{T−2} reaches h through step T−2's gates, so
+    """dc_prev without the peephole terms: each step re-run alone names dc_prev at the first step BPTT
+    visits (t = T−1), while along the states the error reaches h only through step T−2's gates, so
     dL/dh_t is right at the last two steps and first wrong at t = T−3."""
     layer, x, hx = layer_and_inputs("peephole")
 
@@ -197,7 +203,10 @@ def test_compare_catches_a_wrong_state_gradient_at_the_step_where_it_starts():
 
     report = compare(layer, x, hx=hx, manual=(peephole_step_forward, backward))
     assert not report.ok and "c0" in report.failures and "dL/dh_t of l0" in report.failures
-    assert report.divergence[:3] == ("dL/dh_t", "l0", T - 3)
+    assert report.divergence[:3] == ("dc_prev", "l0", T - 1)
+    assert [s.t for s in report.steps if not s.dh_ok] == list(range(T - 2))
+    assert {"dL/dh_t of l0", "step_backward of l0"} <= set(report.failures)
+    assert all(s.step_param == "dc_prev" for s in report.steps if s.t > 0)
 
 
 def test_compare_catches_a_wrong_forward_and_a_broken_protocol():

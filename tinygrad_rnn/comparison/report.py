@@ -68,8 +68,9 @@ class StepRow:
     |dL/dh| of this layer-direction over all steps (so round-off in a vanished gradient is not
     magnified).  dweights: (label, ‖dθ_t‖) of manual's contributions of step t to the cell's weights,
     e.g. ('W_ih', ‖dW_ih,t‖), ('W_hh', ‖dW_hh,t‖), ('peep_i', ‖dpeep_i,t‖).  step_param, step_error:
-    for nn.Recurrent, the parameter whose share dθ_t differs most between manual's step_backward and
-    the autograd of the cell re-run on this step alone (single_steps.py), and that relative error.
+    for nn.Recurrent, the output of manual's step_backward (a parameter's share dθ_t, or 'dh_prev',
+    'dc_prev', ...) that differs most from the autograd of the cell re-run on this step alone
+    (single_steps.py), and that relative error.
     """
 
     stream: str
@@ -96,9 +97,10 @@ class Divergence(NamedTuple):
 
     A forward quantity first ('output' with the first time step t whose values differ); else the
     first step, in the order BPTT visits them (top layer first; t = T−1 down to 0 forward, 0 up to
-    T−1 reverse), where dL/dh_t differs (quantity 'dL/dh_t') or a parameter's share dθ_t does
-    (quantity: that parameter, e.g. 'cell_l0.peep_i') — the step where a wrong backward formula first
-    shows; else the first gradient in the rows' order, with step None.
+    T−1 reverse), where dL/dh_t differs (quantity 'dL/dh_t') or the step's backward alone does
+    (quantity: the output that differs most, a parameter such as 'cell_l0.peep_i' or a state
+    gradient such as 'dc_prev') — the step where a wrong backward formula first shows; else the
+    first gradient in the rows' order, with step None.
     """
 
     quantity: str
@@ -154,10 +156,12 @@ class Report:
 
     @property
     def failures(self) -> tuple[str, ...]:
-        """Names of the quantities that disagree, then 'dL/dh_t of <layer>' and 'dθ_t of <layer>' for
-        the layer-directions with disagreeing steps."""
+        """Names of the quantities that disagree, then 'dL/dh_t of <layer>' and 'step_backward of
+        <layer>' for the layer-directions with disagreeing steps."""
         streams = dict.fromkeys(
-            f"dL/dh_t of {s.stream}" if not s.dh_ok else f"dθ_t of {s.stream}" for s in self.steps if not s.ok
+            f"dL/dh_t of {s.stream}" if not s.dh_ok else f"step_backward of {s.stream}"
+            for s in self.steps
+            if not s.ok
         )
         return tuple(r.name for r in self.rows if not r.ok) + tuple(streams)
 
@@ -199,7 +203,7 @@ class Report:
         headers = ["layer", "t", "‖dL/dh_t‖ autograd", "‖dL/dh_t‖ manual", "rel err"]
         headers += [f"‖d{label},t‖" for label, _ in self.steps[0].dweights]
         single = any(s.step_error is not None for s in self.steps)
-        headers += ["dθ_t rel err (worst)"] if single else []
+        headers += ["one step (worst)"] if single else []
         cells = []
         for s in self.steps:
             first = self.divergence is not None and (self.divergence.stream, self.divergence.step) == (
@@ -241,8 +245,8 @@ class Report:
             lines += ["", "per step (dW_t: manual's contribution of step t; Σ_t dW_t = dW is checked above)"]
             if any(s.step_error is not None for s in self.steps):
                 lines.append(
-                    "dθ_t rel err: manual's step_backward against the autograd of the cell re-run on "
-                    "step t alone"
+                    "one step: manual's step_backward against the autograd of the cell re-run on step t "
+                    "alone, the worst of its dθ_t and d(state)_prev"
                 )
             lines += self._step_lines()
         return "\n".join([*lines, "", self.verdict()])

@@ -207,7 +207,8 @@ def _step_rows(
     tolerance: float,
 ) -> tuple[StepRow, ...]:
     """Per layer-direction and step: ‖dL/dh_t‖ by both paths, their error, manual's ‖dθ_t‖ per weight,
-    and where the cells are modules the worst error of dθ_t against the step re-run alone."""
+    and where the cells are modules the worst error of the step's backward against the step re-run
+    alone."""
     prefix = "rnn." if problem.is_lm else ""
     rows = []
     for stream, m in handmade.step_dh.items():

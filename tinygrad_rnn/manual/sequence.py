@@ -54,7 +54,8 @@ class BPTTSteps(NamedTuple):
               keys as the gradients; summing over axis 0 gives the gradient itself.
     x:        (T, N, D) the layer-direction's input; state_in: the state each step started from,
               per array (T, N, H); dstate: the gradient each step's backward received, per array
-              (dstate[0] = dh).  With these a step can be re-run on its own (compare does).
+              (dstate[0] = dh); dstate_prev: what that backward returned for state_in.  With these
+              a step can be re-run and checked on its own (compare does).
     """
 
     dh: np.ndarray
@@ -62,6 +63,7 @@ class BPTTSteps(NamedTuple):
     x: np.ndarray
     state_in: State
     dstate: State
+    dstate_prev: State
 
 
 def lengths_mask(lengths: Any, steps: int, batch: int) -> np.ndarray | None:
@@ -163,6 +165,7 @@ def sequence_backward(
     dinputs: list[Any] = [None] * len(x)
     parts: list[Any] = [None] * len(x)
     dcells: list[Any] = [None] * len(x)
+    dprevs: list[Any] = [None] * len(x)
     for t in reversed(time_order(len(x), cache.reverse)):
         dcell = (dstate[0] + doutput[t],) + dstate[1:]
         if mask is not None:
@@ -170,7 +173,7 @@ def sequence_backward(
             dcell = tuple(np.where(mask[t], d, 0) for d in dcell)
         dinputs[t], dstate_prev, parts[t] = cell.backward(dcell, cache.steps[t])
         check_step_state(cell, "step_backward", t, dstate_prev, dcell)
-        dstate = dstate_prev
+        dstate = dprevs[t] = dstate_prev
         if mask is not None:
             dstate = tuple(a + b for a, b in zip(dstate, dthrough, strict=True))
         dcells[t] = dcell
@@ -179,5 +182,6 @@ def sequence_backward(
     if return_steps:
         dstates = tuple(np.stack(parts) for parts in zip(*dcells, strict=True))
         states_in = tuple(np.stack(parts) for parts in zip(*cache.states, strict=True))
-        steps = BPTTSteps(dstates[0], by_step, x, states_in, dstates)
+        dprev = tuple(np.stack(parts) for parts in zip(*dprevs, strict=True))
+        steps = BPTTSteps(dstates[0], by_step, x, states_in, dstates, dprev)
     return dx, dstate, dparams, steps
