@@ -7,12 +7,11 @@ column, so the two paths cannot vouch for each other when wrong alike.
 
 import argparse
 import importlib
-from functools import partial
 
 import numpy as np
 import pytest
 
-from tinygrad_rnn import nn
+from tinygrad_rnn import manual, nn
 from tinygrad_rnn.cli.check import add_check_parser
 from tinygrad_rnn.comparison import Report, compare
 from tinygrad_rnn.testing import assert_grads_match
@@ -233,21 +232,17 @@ def test_catches_a_dropped_tanh_derivative(monkeypatch):
     assert "<- first divergence" in text
 
 
-def test_catches_a_wrong_weight_gradient(monkeypatch):
-    gated = importlib.import_module("tinygrad_rnn.manual.gated")
-    stack = importlib.import_module("tinygrad_rnn.manual.stack")
-    original = stack.rnn_cell
+def test_catches_a_wrong_weight_gradient():
+    """A pair given to compare runs on a built-in layer's own weights: the RNN's public pair with
+    dW_hh doubled is caught in exactly the two weights, every step agreeing."""
 
-    def doubled(dgh, steps, per_step):
-        return 2 * gated.plain_weight_hh_grad(dgh, steps, per_step)
+    def doubled(dh, cache):
+        dx, dh_prev, dparams = manual.rnn_step_backward(dh, cache)
+        return dx, dh_prev, {**dparams, "weight_hh": 2 * dparams["weight_hh"]}
 
-    def wrong_cell(nonlinearity):
-        return original(nonlinearity)._replace(gather=partial(gated.gather, weight_hh_grad=doubled))
-
-    monkeypatch.setattr(stack, "rnn_cell", wrong_cell)
     module = make("rnn_tanh", 2)
     x, hx = inputs(module)
-    report = compare(module, x, hx=hx)
+    report = compare(module, x, hx=hx, manual=(manual.rnn_step_forward, doubled))
     assert not report.ok
     assert set(report.failures) == {"weight_hh_l0", "weight_hh_l1"}
     assert report.row("weight_hh_l0").error.rel == pytest.approx(0.5)
