@@ -7,6 +7,7 @@ Grouped: elementwise, reduce, matmul, shape and indexing.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -553,7 +554,7 @@ class Linear(Function):
         dx = grad @ weight if needs[0] else None
         dweight = None
         if needs[1]:
-            rows = int(np.prod(grad.shape[:-1]))  # not -1: a size-0 batch leaves it undetermined
+            rows = math.prod(grad.shape[:-1])  # not -1: a size-0 batch leaves it undetermined
             dweight = DeferredProduct(grad.reshape(rows, grad.shape[-1]), x.reshape(rows, x.shape[-1]))
         if len(needs) == 2:
             return dx, dweight
