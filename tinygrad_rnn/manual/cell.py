@@ -42,6 +42,7 @@ class Cell(NamedTuple):
     check(params, input width, key format) → H, or the width of each state array (an LSTM with a
     projection: (P, H)), when given, validates a layer-direction's parameters before anything runs
     (key format names a key in messages, e.g. '{}_l1_reverse').
+    fused, when given, is a whole-sequence `fused.Kernel` run in place of the steps where it applies.
     """
 
     name: str
@@ -52,6 +53,7 @@ class Cell(NamedTuple):
     backward: Callable[[State, Any], tuple[Any, State, Any]]
     gather: Callable[[np.ndarray, Params, list[Any], list[Any], list[Any], bool], Gathered]
     check: Callable[[Params, int, str], int] | None = None
+    fused: Any = None
 
 
 def state_names(count: int) -> tuple[str, ...]:

@@ -85,9 +85,11 @@ def plain_weight_hh_grad(dgh: np.ndarray, steps: Sequence[Any], per_step: bool) 
     return outer(dgh, np.stack([s.h_prev for s in steps]), per_step)
 
 
-def _param_grads(
+def param_grads(
     params: Params, x: np.ndarray, dgx: np.ndarray, dgh: np.ndarray, dw_hh: np.ndarray, per_step: bool
 ) -> Params:
+    """dW_ih = Σ_t dgx_tᵀ x_t, db_ih = Σ dgx, db_hh = Σ dgh (one GEMM or sum over the stacked steps) and
+    the given dW_hh; with `per_step` each step's share, (T, *shape)."""
     grads = {"weight_ih": outer(dgx, x, per_step), "weight_hh": dw_hh}
     if "bias_ih" in params:
         grads["bias_ih"] = column_sum(dgx, per_step)
@@ -110,8 +112,8 @@ def gather(
     # RNN, LSTM (and GRU with reset_after=False) return one array as both deltas: stack it once.
     dgh = dgx if all(a is b for a, b in zip(dgxs, dghs, strict=True)) else np.stack(dghs)
     dx = linear_input_grad(dgx, params["weight_ih"])
-    grads = _param_grads(params, x, dgx, dgh, weight_hh_grad(dgh, steps, False), False)
-    by_step = _param_grads(params, x, dgx, dgh, weight_hh_grad(dgh, steps, True), True) if per_step else None
+    grads = param_grads(params, x, dgx, dgh, weight_hh_grad(dgh, steps, False), False)
+    by_step = param_grads(params, x, dgx, dgh, weight_hh_grad(dgh, steps, True), True) if per_step else None
     return dx, grads, by_step
 
 

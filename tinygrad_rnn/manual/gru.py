@@ -37,6 +37,7 @@ from .activations import sigmoid
 from .cell import Cell, Params, StepCache, cell_step_backward, cell_step_forward
 from .gated import gated_cell
 from .gemm import linear, outer
+from .gru_fused import GRU_KERNEL
 from .sequence import BPTTSteps, SequenceCache, layer_forward, sequence_backward
 
 
@@ -122,9 +123,10 @@ def _weight_hh_grad(dgh: np.ndarray, steps: Sequence[GRUStep], per_step: bool) -
 
 def gru_cell(reset_after: bool = True) -> Cell:
     """The GRU recurrence as a `Cell` (G = 3), for the sequence loop and the stacks."""
-    return gated_cell(
+    cell = gated_cell(
         "gru", 3, ("h",), partial(_forward, reset_after=reset_after), _backward, _weight_hh_grad
     )
+    return cell._replace(fused=GRU_KERNEL) if reset_after else cell
 
 
 def gru_step_forward(

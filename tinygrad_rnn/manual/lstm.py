@@ -28,6 +28,7 @@ from .activations import sigmoid
 from .cell import Params, StepCache, cell_step_backward, cell_step_forward
 from .gated import check_gate_params, gated_cell, gather, plain_weight_hh_grad
 from .gemm import linear, outer
+from .lstm_fused import LSTM_KERNEL
 from .sequence import BPTTSteps, SequenceCache, layer_forward, sequence_backward
 
 Pair = tuple[np.ndarray, np.ndarray]
@@ -91,7 +92,9 @@ def _gather(x: np.ndarray, params: Params, das: list, dhs: list, steps: list, pe
 
 
 LSTM_CELL = gated_cell("lstm", 4, ("h", "c"), _forward, _backward)._replace(
-    gather=_gather, check=partial(check_gate_params, name="lstm", gates=4, projection=True)
+    gather=_gather,
+    check=partial(check_gate_params, name="lstm", gates=4, projection=True),
+    fused=LSTM_KERNEL,
 )
 
 

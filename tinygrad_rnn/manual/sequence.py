@@ -19,6 +19,9 @@ Backward (BPTT), over the steps in the opposite order, with δ the gradient carr
 
 then `gather` turns the du_t and parts into dx and the parameters' gradients (for the built-ins one
 GEMM each over the stacked steps).  Masked steps receive zero gradient, so they add nothing to dθ.
+
+Without lengths, a cell with a whole-sequence kernel (`Cell.fused`, fused.py: the built-in LSTM and
+GRU) runs it instead of the steps: the same equations, the same results and records.
 """
 
 from typing import Any, NamedTuple
@@ -26,13 +29,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .cell import Cell, Params, State, check_state, state_widths
+from .fused import FusedRecord, fused_backward, fused_forward
 
 
 class SequenceCache(NamedTuple):
     """One layer-direction's forward record; `steps[t]` is the cell cache of time step t, `widths`
     those of its state's arrays (H each, or (P, H) for a projected LSTM; the output's is widths[0]),
     `key_format` the name of its parameters in the stack ('{}_l0', 'cell_l0.{}'), `states[t]` the
-    state step t started from."""
+    state step t started from.  When the cell's whole-sequence kernel ran, `fused` holds its record
+    and `steps` and `states` are empty."""
 
     cell: Cell
     x: np.ndarray
@@ -43,6 +48,7 @@ class SequenceCache(NamedTuple):
     widths: tuple[int, ...]
     key_format: str
     states: list[State]
+    fused: FusedRecord | None = None
 
 
 class BPTTSteps(NamedTuple):
@@ -115,6 +121,13 @@ def sequence_forward(
     steps, batch, width = x.shape
     widths = state_widths(cell, params, width, key_format, state0)
     check_state(cell, state0, (batch,), widths, "0")
+    if mask is None and cell.fused is not None and cell.fused.applies(params):
+        output, state, record = fused_forward(cell.fused, x, state0, params, reverse)
+        return (
+            output,
+            state,
+            SequenceCache(cell, x, params, mask, reverse, [], widths, key_format, [], record),
+        )
     inputs = cell.project(x, params)
     caches: list[Any] = [None] * steps
     outputs: list[Any] = [None] * steps
@@ -162,6 +175,14 @@ def sequence_backward(
         np.zeros((x.shape[1], w), dtype=doutput.dtype) if d is None else d
         for d, w in zip(dstate_n, cache.widths, strict=True)
     )
+    if cache.fused is not None:
+        dx, dstate0, dparams, by_step, flows = fused_backward(
+            doutput, dstate, x, params, cache.fused, cache.reverse, return_steps
+        )
+        steps = None
+        if flows is not None:
+            steps = BPTTSteps(flows[0][0], by_step, x, cache.fused.states_in, *flows)
+        return dx, dstate0, dparams, steps
     dinputs: list[Any] = [None] * len(x)
     parts: list[Any] = [None] * len(x)
     dcells: list[Any] = [None] * len(x)
