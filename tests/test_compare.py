@@ -207,6 +207,12 @@ def test_finite_differences_skipped_when_large():
 # --- the comparison catches real errors ----------------------------------------------------------
 
 
+def steps_only(monkeypatch):
+    """Sequences run the RNN's step pair, not its whole-sequence kernel (manual/rnn_fused.py), so a
+    broken step is what the sequence computes too."""
+    monkeypatch.setattr(manual_rnn, "rnn_kernel", lambda nonlinearity: None)
+
+
 def drop_tanh_derivative(dstate, step):
     """The RNN step's backward without the (1 − h²) factor: δ = dL/dh instead of dL/dh ⊙ (1 − h²)."""
     (dh,) = dstate
@@ -215,6 +221,7 @@ def drop_tanh_derivative(dstate, step):
 
 def test_catches_a_dropped_tanh_derivative(monkeypatch):
     monkeypatch.setattr(manual_rnn, "_backward", drop_tanh_derivative)
+    steps_only(monkeypatch)
     module = make("rnn_tanh")
     x, hx = inputs(module)
     report = compare(module, x, hx=hx)
@@ -257,6 +264,7 @@ def test_catches_a_wrong_forward(monkeypatch):
         return original(gx + 0.1, state, params, nonlinearity)
 
     monkeypatch.setattr(manual_rnn, "_forward", shifted)
+    steps_only(monkeypatch)
     report = compare(make("rnn_tanh"), inputs(make("rnn_tanh"))[0])
     assert not report.ok
     assert (report.divergence.quantity, report.divergence.step) == ("output", 0)
@@ -367,6 +375,7 @@ def test_assert_grads_match_passes_on_a_correct_module():
 
 def test_assert_grads_match_raises_on_a_broken_one(monkeypatch):
     monkeypatch.setattr(manual_rnn, "_backward", drop_tanh_derivative)
+    steps_only(monkeypatch)
     module = make("rnn_tanh")
     with pytest.raises(AssertionError, match=r"(?s)gradients disagree.*weight_hh_l0.*NOT OK"):
         assert_grads_match(module, inputs(module)[0])
@@ -420,6 +429,7 @@ def test_cli_check_all_runs_every_cell(capsys):
 
 def test_cli_check_exits_1_when_gradients_disagree(monkeypatch, capsys):
     monkeypatch.setattr(manual_rnn, "_backward", drop_tanh_derivative)
+    steps_only(monkeypatch)
     assert run_cli(["check", "--cell", "rnn"]) == 1
     out = capsys.readouterr().out
     assert "NOT OK" in out and "first divergence" in out and "check: 0 of 1 agree" in out

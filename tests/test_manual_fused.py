@@ -8,9 +8,15 @@ import pytest
 from tinygrad_rnn import manual
 from tinygrad_rnn.manual.gru import gru_cell
 from tinygrad_rnn.manual.lstm import LSTM_CELL
+from tinygrad_rnn.manual.rnn import rnn_cell
 
 T, N, D, H = 5, 3, 4, 6
-CELLS = {"lstm": (LSTM_CELL, 4, 2), "gru": (gru_cell(True), 3, 1)}
+CELLS = {
+    "lstm": (LSTM_CELL, 4, 2),
+    "gru": (gru_cell(True), 3, 1),
+    "rnn_tanh": (rnn_cell("tanh"), 1, 1),
+    "rnn_relu": (rnn_cell("relu"), 1, 1),
+}
 
 
 def stack_params(gates, layers, directions, bias, rng):

@@ -9,7 +9,7 @@ between this package, the autograd modules and PyTorch without a transpose.
     gated.py       what the built-in cells share: the input projection, weight gradients as GEMMs
     rnn.py, lstm.py, gru.py    the built-in recurrences: step and sequence pairs
     sequence.py    the time loop of one layer-direction for any cell: lengths, reverse, BPTT, records
-    fused.py, lstm_fused.py, gru_fused.py    whole-sequence kernels: the LSTM and GRU without lengths
+    fused.py, *_fused.py    whole-sequence kernels of the built-in cells, run when there are no lengths
     layout.py      layer-level parameter names (weight_ih_l0, cell_l0.weight_ih)
     stack.py       layers × directions (recurrent_forward / recurrent_backward)
     layers.py      affine over time, embedding, softmax cross-entropy

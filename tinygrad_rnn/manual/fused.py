@@ -1,6 +1,6 @@
-"""Whole-sequence kernels: the built-in LSTM and GRU run over all steps at once, written for speed.
+"""Whole-sequence kernels: the built-in RNN, LSTM and GRU run over all steps at once, written for speed.
 
-The step pairs (lstm.py, gru.py) are the readable derivation and what a single step runs; a layer-
+The step pairs (rnn.py, lstm.py, gru.py) are the readable derivation and what a single step runs; a layer-
 direction without lengths runs the same equations as one kernel instead (`Cell.fused`), which is what
 hand-written numpy looks like when timed:
 
@@ -98,7 +98,7 @@ def fused_backward(
     return dx, dstate0, grads, by_step, flows
 
 
-def summed_bias(params: Params, scale: np.ndarray, hidden_rows: slice = slice(None)) -> np.ndarray | None:
+def summed_bias(params: Params, scale: Any = 1, hidden_rows: slice = slice(None)) -> np.ndarray | None:
     """scale ⊙ (b_ih + b_hh[hidden_rows]) for the input projection, or None without biases."""
     if "bias_ih" not in params:
         return None

@@ -25,6 +25,7 @@ import numpy as np
 from .cell import Cell, Params, StepCache, cell_step_backward, cell_step_forward
 from .gated import gated_cell
 from .gemm import linear
+from .rnn_fused import rnn_kernel
 from .sequence import BPTTSteps, SequenceCache, layer_forward, sequence_backward
 
 NONLINEARITIES = ("tanh", "relu")
@@ -57,7 +58,8 @@ def rnn_cell(nonlinearity: str = "tanh") -> Cell:
     """The RNN recurrence as a `Cell` (G = 1), for the sequence loop and the stacks."""
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"rnn: expected nonlinearity in {NONLINEARITIES}, got {nonlinearity!r}")
-    return gated_cell("rnn", 1, ("h",), partial(_forward, nonlinearity=nonlinearity), _backward)
+    cell = gated_cell("rnn", 1, ("h",), partial(_forward, nonlinearity=nonlinearity), _backward)
+    return cell._replace(fused=rnn_kernel(nonlinearity))
 
 
 def rnn_step_forward(

@@ -20,8 +20,8 @@ Backward (BPTT), over the steps in the opposite order, with δ the gradient carr
 then `gather` turns the du_t and parts into dx and the parameters' gradients (for the built-ins one
 GEMM each over the stacked steps).  Masked steps receive zero gradient, so they add nothing to dθ.
 
-Without lengths, a cell with a whole-sequence kernel (`Cell.fused`, fused.py: the built-in LSTM and
-GRU) runs it instead of the steps: the same equations, the same results and records.
+Without lengths, a cell with a whole-sequence kernel (`Cell.fused`, fused.py: the built-in RNN,
+LSTM and GRU) runs it instead of the steps: the same equations, the same results and records.
 """
 
 from typing import Any, NamedTuple
