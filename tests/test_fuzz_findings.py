@@ -1,7 +1,7 @@
 """What the random-program fuzzer (tests/test_fuzz.py) found beyond issue #10's list, one test each.
 
-A bug still there is marked xfail(strict=True): the test turns red once it is fixed, and then the mark
-goes, with the matching name in fuzz_programs.PENDING_FIXES. Compared with torch in float64, to 1e-10.
+Each was fixed in the engine and its program shape is back in the generator; these tests keep them
+fixed. Compared with torch in float64, to 1e-10.
 """
 
 import numpy as np
@@ -35,7 +35,6 @@ def test_linear_with_a_size_0_dimension(x_shape: tuple[int, ...], w_shape: tuple
     _assert_same_grad(w, tw)
 
 
-@pytest.mark.xfail(strict=True, reason="fuzzer finding: reductions refuse dim=0 / dim=-1 on a 0-d tensor")
 @pytest.mark.parametrize("op", ["sum", "mean", "max", "min", "var"])
 @pytest.mark.parametrize("dim", [0, -1])
 def test_reduction_over_dim_0_of_a_0d_tensor(op: str, dim: int) -> None:
@@ -50,7 +49,6 @@ def test_reduction_over_dim_0_of_a_0d_tensor(op: str, dim: int) -> None:
     _assert_same_grad(x, tx)
 
 
-@pytest.mark.xfail(strict=True, reason="fuzzer finding: sigmoid of a 0-d tensor raises (a numpy scalar)")
 @pytest.mark.parametrize("value", [0.3, -0.3])
 def test_sigmoid_of_a_0d_tensor(value: float) -> None:
     x, tx = _pair(np.array(value))
@@ -61,14 +59,12 @@ def test_sigmoid_of_a_0d_tensor(value: float) -> None:
     _assert_same_grad(x, tx)
 
 
-@pytest.mark.xfail(strict=True, reason="fuzzer finding: chunk of a size-0 axis raises")
 def test_chunk_of_a_size_0_axis() -> None:
     x, tx = _pair(np.zeros((0, 3)))
     ours, theirs = x.chunk(2, dim=0), tx.chunk(2, dim=0)
     assert [p.shape for p in ours] == [tuple(p.shape) for p in theirs]
 
 
-@pytest.mark.xfail(strict=True, reason="fuzzer finding: an int next to an index array moves axes as numpy")
 @pytest.mark.parametrize(
     "index", [(0, slice(None), [0, 2]), (1, None, [2, 0, 0]), (-1, None, [True, False, True])]
 )
@@ -84,9 +80,6 @@ def test_int_with_an_index_array_keeps_torchs_axis_order(index: tuple) -> None:
     _assert_same_grad(x, tx)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="fuzzer finding: backward refuses a change to an input it did not save"
-)
 @pytest.mark.parametrize("op", ["sigmoid", "mul_by_constant", "exp"])
 def test_changing_an_input_the_op_did_not_save(op: str) -> None:
     """torch checks the versions of the tensors an op saved: sigmoid and exp keep their output, x * c

@@ -33,6 +33,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class Add(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -45,6 +47,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -57,6 +61,11 @@ class Sub(Function):
 
 
 class Mul(Function):
+    saved_inputs = (0, 1)
+
+    def reads_input(self, i):
+        return self.needs_input_grad[1 - i]  # each operand is read for the other's gradient only
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -71,6 +80,11 @@ class Mul(Function):
 
 
 class Div(Function):
+    saved_inputs = (0, 1)
+
+    def reads_input(self, i):
+        return i == 1 or self.needs_input_grad[1]  # b for both gradients, a for db only
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -86,6 +100,8 @@ class Div(Function):
 
 
 class Neg(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -97,6 +113,8 @@ class Neg(Function):
 
 class Pow(Function):
     """y = x^p for a constant p; dy/dx = p x^(p-1), and 0 for p = 0 (also at x = 0, as torch)."""
+
+    saved_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -116,6 +134,8 @@ class Pow(Function):
 class PowTensor(Function):
     """y = a^b, both tensors (broadcast, as torch.pow): da = g·b·a^(b−1) (0 where b = 0) and
     db = g·y·log a (0 where a = 0 and b ≥ 0, the limit of a^b·log a); a negative a gives nan, as torch."""
+
+    saved_inputs = (0, 1)
 
     saves_output = True
 
@@ -142,6 +162,8 @@ class PowTensor(Function):
 
 
 class Exp(Function):
+    saved_inputs = ()
+
     saves_output = True
 
     @staticmethod
@@ -157,6 +179,8 @@ class Exp(Function):
 
 
 class Log(Function):
+    saved_inputs = (0,)
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -169,6 +193,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    saved_inputs = ()
+
     saves_output = True
 
     @staticmethod
@@ -184,6 +210,8 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
+    saved_inputs = ()
+
     saves_output = True
 
     @staticmethod
@@ -202,13 +230,15 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
     """σ(x) = 1 / (1 + e^-x), exact to rounding in both tails: for x ≪ 0, e^-x overflows to inf and
     1 / (1 + inf) is the correct limit 0, so that overflow is silenced rather than avoided."""
     with np.errstate(over="ignore"):
-        y = np.negative(x)
+        y = np.negative(x, out=np.empty_like(x))  # out=: a 0-d input gives a 0-d array, not a scalar
         np.exp(y, out=y)
     y += 1
     return np.reciprocal(y, out=y)
 
 
 class Sigmoid(Function):
+    saved_inputs = ()
+
     saves_output = True
 
     @staticmethod
@@ -224,6 +254,8 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, x):
         positive = x > 0
@@ -237,6 +269,8 @@ class Relu(Function):
 
 
 class Abs(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(np.sign(x))
@@ -250,6 +284,8 @@ class Abs(Function):
 
 class Clip(Function):
     """y = min(max(x, low), high); the gradient passes where low ≤ x ≤ high (as torch.clamp)."""
+
+    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, low, high):
@@ -278,6 +314,8 @@ def _winner_takes_grad(
 class Maximum(Function):
     """Elementwise max; at ties the gradient is split in half between the two (as torch.maximum)."""
 
+    saved_inputs = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -292,6 +330,8 @@ class Maximum(Function):
 class Minimum(Function):
     """Elementwise min; at ties the gradient is split in half between the two (as torch.minimum)."""
 
+    saved_inputs = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -305,6 +345,11 @@ class Minimum(Function):
 
 class Addcmul(Function):
     """y = c + a ⊙ b (as torch.addcmul): dc = g, da = g ⊙ b, db = g ⊙ a (each summed to its shape)."""
+
+    saved_inputs = (1, 2)
+
+    def reads_input(self, i):
+        return self.needs_input_grad[3 - i]  # a (input 1) is read for db only, b (input 2) for da only
 
     @staticmethod
     def forward(ctx, c, a, b):
@@ -330,6 +375,8 @@ class Lerp(Function):
     """y = start + w ⊙ (end − start) (as torch.lerp): dstart = g ⊙ (1 − w), dend = g ⊙ w,
     dw = g ⊙ (end − start). The GRU's h = (1 − z) ⊙ n + z ⊙ h_prev is lerp(n, h_prev, z)."""
 
+    saved_inputs = (2,)
+
     @staticmethod
     def forward(ctx, start, end, weight):
         difference = end - start
@@ -354,6 +401,8 @@ class Where(Function):
     """y = a where cond else b; the gradient goes to the branch that was taken. The condition is
     copied: the caller may refill its mask before backward."""
 
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, a, b, cond):
         cond = np.array(cond, dtype=bool)
@@ -372,6 +421,8 @@ class Where(Function):
 
 
 class Cast(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.dtype = x.dtype
@@ -402,6 +453,8 @@ def reduced_count(shape: tuple[int, ...], axis: Any) -> int:
 
 
 class Sum(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.args = (x.shape, axis, keepdims)
@@ -413,6 +466,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.args = (x.shape, axis, keepdims)
@@ -427,6 +482,8 @@ class Mean(Function):
 class Max(Function):
     """Max over axes (as torch.amax); the gradient of each reduced slice is split evenly among its
     tied maxima (y = max x, dx_i = g·[x_i = y] / #{j: x_j = y}). `min` follows, as −max(−x)."""
+
+    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
@@ -450,6 +507,8 @@ class Max(Function):
 class Softmax(Function):
     """y = exp(x − max x) / Σ exp(x − max x); dx = y ⊙ (g − Σ g ⊙ y)."""
 
+    saved_inputs = ()
+
     saves_output = True
 
     @staticmethod
@@ -468,6 +527,8 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = x − max x − log Σ exp(x − max x) (never overflows); dx = g − softmax(x) Σ g."""
+
+    saved_inputs = ()
 
     saves_output = True
 
@@ -494,6 +555,11 @@ class MatMul(Function):
     2-D: da = g bᵀ, db = aᵀ g. A 1-D operand is treated as a row (a) or a column (b) and the added
     axis removed again; broadcast batch axes are summed back.
     """
+
+    saved_inputs = (0, 1)
+
+    def reads_input(self, i):
+        return self.needs_input_grad[1 - i]  # each operand is read for the other's gradient only
 
     @staticmethod
     def forward(ctx, a, b):
@@ -538,6 +604,11 @@ class Linear(Function):
     forward product (numpy multiplies small matrices by a transposed view several times slower).
     """
 
+    saved_inputs = (0, 1)
+
+    def reads_input(self, i):
+        return self.needs_input_grad[1 - i]  # x is read for dW only, W for dx only
+
     @staticmethod
     def forward(ctx, x, weight, *bias, weight_t=None):
         ctx.save_for_backward(x, weight)
@@ -565,6 +636,8 @@ class Linear(Function):
 
 
 class Reshape(Function):
+    saved_inputs = ()
+
     view = True
 
     @staticmethod
@@ -580,6 +653,8 @@ class Reshape(Function):
 class Contiguous(Function):
     """A C-ordered copy (when the input is not one already): BLAS is fastest on it."""
 
+    saved_inputs = ()
+
     view = True
 
     @staticmethod
@@ -592,6 +667,8 @@ class Contiguous(Function):
 
 
 class Permute(Function):
+    saved_inputs = ()
+
     view = True
     takes_products = True  # the gradient of W.T, deferred (a 2-D DeferredProduct), stays deferred for W
 
@@ -625,6 +702,8 @@ def is_basic_index(index: Any) -> bool:
 
 class GetItem(Function):
     """y = x[index]; the gradient is scattered back, summing over repeated integer indices."""
+
+    saved_inputs = ()
 
     view = True
 
@@ -675,6 +754,8 @@ def _zeros_where_missing(grads: tuple[np.ndarray | None, ...], shapes: Sequence[
 class Split(Function):
     """Views of consecutive pieces along an axis; backward is one concatenation."""
 
+    saved_inputs = ()
+
     multi_output = True
 
     view = True
@@ -696,6 +777,8 @@ class Split(Function):
 class Unbind(Function):
     """The slices x[i] along an axis, as views (a sequence's time steps); backward is one stack."""
 
+    saved_inputs = ()
+
     multi_output = True
 
     view = True
@@ -715,6 +798,8 @@ class Unbind(Function):
 
 
 class Cat(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.args = ([a.shape[axis] for a in arrays], axis)
@@ -727,6 +812,8 @@ class Cat(Function):
 
 
 class Stack(Function):
+    saved_inputs = ()
+
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
@@ -739,6 +826,8 @@ class Stack(Function):
 
 class Pad(Function):
     """Constant padding with numpy's pad_width ((before, after) per axis)."""
+
+    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, pad_width, value):

@@ -36,13 +36,16 @@ class Function:
     indexing, split, ...): when it does, the output shares the input's version counter, so that
     changing either in place is seen by the ops that saved the other (as torch's views). A class
     that saves its output (tanh, exp, ...) sets `saves_output`, so that backward refuses an output
-    changed in place through a view or a detached copy.
+    changed in place through a view or a detached copy. `saved_inputs` lists the inputs whose values
+    backward reads (as torch checks only saved tensors): only their in-place changes make backward
+    raise. None, the default for a user's Function, means every input.
     """
 
     __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "versions", "__dict__")
     multi_output = False
     view = False
     saves_output = False  # set by ops that save their own output: backward checks its version too
+    saved_inputs: tuple[int, ...] | None = None  # the inputs backward reads; None: all of them
     takes_products = False  # backward accepts a DeferredProduct (Permute: a weight's transposed view)
     output_counter = UNCHANGED  # the output's counter, once it has one (Node.own_counter)
     retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
@@ -50,6 +53,11 @@ class Function:
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved = arrays
+
+    def reads_input(self, i: int) -> bool:
+        """Whether this backward reads input i's values (asked only once one of `saved_inputs` was
+        changed in place): a product reads each operand only for the other's gradient."""
+        return True
 
     @classmethod
     def apply(cls, *inputs: Tensor, **options: Any) -> Any:
@@ -75,7 +83,7 @@ class Function:
             ctx.parents = nodes
             ctx.needs_input_grad = needs
             ctx.sequence = next(_creation_order)
-            ctx.versions = tuple([n.counter[0] for n in nodes])
+            ctx.versions = _versions(nodes, cls.saved_inputs)
         else:
             ctx = None
         scope = current_scope.get()
@@ -91,6 +99,13 @@ class Function:
     @staticmethod
     def backward(ctx: Function, *grads: np.ndarray) -> tuple[np.ndarray | None, ...]:
         raise NotImplementedError
+
+
+def _versions(nodes: tuple[Node, ...], saved_inputs: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The version of each input whose values backward reads (all inputs when not declared)."""
+    if saved_inputs is None:
+        return tuple([n.counter[0] for n in nodes])
+    return tuple([nodes[i].counter[0] for i in saved_inputs])
 
 
 def _shared_version(source: Tensor, out: Any) -> list[int] | None:
@@ -698,10 +713,11 @@ class Tensor:
             keepdims = keepdim
         if isinstance(axis, list):
             axis = tuple(axis)
-        for a in (axis,) if isinstance(axis, int) else axis or ():
-            if not -self.ndim <= a < self.ndim:
+        ndim = self.ndim or 1  # a 0-d tensor takes dim 0 or -1, as in torch
+        for a in (axis,) if isinstance(axis, int | np.integer) else axis or ():
+            if not -ndim <= a < ndim:
                 raise ValueError(f"{op}: axis {a} is out of range for a tensor of shape {self.shape}")
-        return axis, bool(keepdims)
+        return (None if self.ndim == 0 else axis), bool(keepdims)
 
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         return ops.Softmax.apply(self, axis=self._one_axis("softmax", axis if dim is None else dim))
@@ -773,7 +789,13 @@ class Tensor:
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
     def __getitem__(self, index: Any) -> Tensor:
-        return ops.GetItem.apply(self, index=_raw_index(index))
+        index = _raw_index(index)
+        if type(index) is tuple and _mixes_integers_and_arrays(index):
+            # torch selects with the integers first, then applies the arrays (numpy would treat the
+            # integers as arrays too and may move the indexed axes to the front)
+            selected = ops.GetItem.apply(self, index=_integers_only(index))
+            return ops.GetItem.apply(selected, index=tuple(i for i in index if not _is_integer(i)))
+        return ops.GetItem.apply(self, index=index)
 
     def split(
         self, split_size_or_sections: int | list[int], axis: int = 0, *, dim: int | None = None
@@ -800,7 +822,8 @@ class Tensor:
         if chunks <= 0:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
         axis = self._one_axis("chunk", axis if dim is None else dim)
-        return self.split(-(-self.data.shape[axis] // chunks), axis)
+        length = self.data.shape[axis]
+        return self.split(-(-length // chunks) if length else [0] * chunks, axis)  # empty: `chunks` pieces
 
     def unbind(self, axis: int = 0, *, dim: int | None = None) -> tuple[Tensor, ...]:
         """The slices along `axis` (as torch.unbind): a sequence's time steps, with one stack as backward."""
@@ -857,6 +880,32 @@ def _raw_index(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(i.data if isinstance(i, Tensor) else i for i in index)
     return index
+
+
+def _is_integer(item: Any) -> bool:
+    return isinstance(item, int | np.integer) and not isinstance(item, bool | np.bool_)
+
+
+def _is_array_index(item: Any) -> bool:
+    return isinstance(item, list) or (isinstance(item, np.ndarray) and item.ndim > 0)
+
+
+def _mixes_integers_and_arrays(index: tuple) -> bool:
+    return any(_is_integer(i) for i in index) and any(_is_array_index(i) for i in index)
+
+
+def _integers_only(index: tuple) -> tuple:
+    """The index with its integers kept, every other axis taken whole (None dropped, Ellipsis kept)."""
+    kept: list[Any] = []
+    for item in index:
+        if item is None:
+            continue
+        if _is_integer(item) or item is Ellipsis:
+            kept.append(item)
+        else:
+            mask_axes = np.ndim(item) if np.asarray(item).dtype == np.bool_ else 1
+            kept.extend([slice(None)] * mask_axes)
+    return tuple(kept)
 
 
 def _seed(root: Tensor, grad: Any) -> np.ndarray:
@@ -946,14 +995,19 @@ def _checked_grad(ctx: Function, i: int, parent: Node, g: Any) -> Any:
     return g
 
 
-def _modified_error(ctx: Function) -> RuntimeError:
+def _modified_error(ctx: Function) -> RuntimeError | None:
+    """The error for inputs (or the output) changed in place since the forward pass that backward
+    reads, None when every change is to values it does not read."""
+    checked = range(len(ctx.parents)) if ctx.saved_inputs is None else ctx.saved_inputs
     changed = [
-        f"input {i}" + (f" ({n.name!r})" if n.name else "")
-        for i, (n, v) in enumerate(zip(ctx.parents, ctx.versions, strict=True))
-        if n.version != v
+        f"input {i}" + (f" ({ctx.parents[i].name!r})" if ctx.parents[i].name else "")
+        for i, v in zip(checked, ctx.versions, strict=True)
+        if ctx.parents[i].version != v and ctx.reads_input(i)
     ]
     if ctx.saves_output and ctx.output_counter[0]:
         changed.append("the output (through a view or a detached copy)")
+    if not changed:
+        return None
     return RuntimeError(
         f"backward: {', '.join(changed)} of {type(ctx).__name__} "
         f"{'was' if len(changed) == 1 else 'were'} changed in place after the forward "
@@ -1005,10 +1059,12 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
             if type(g) is DeferredProduct and (not ctx.takes_products or ctx.retained is not None):
                 g = g.value()
             grads_out = [g]
-        if ctx.versions != tuple([n.counter[0] for n in ctx.parents]) or (
+        if ctx.versions != _versions(ctx.parents, ctx.saved_inputs) or (
             ctx.saves_output and ctx.output_counter[0]
         ):
-            raise _modified_error(ctx)
+            error = _modified_error(ctx)
+            if error is not None:
+                raise error
         if ctx.retained is not None:
             for t in ctx.retained:
                 if grads_out[t._index] is not None:
