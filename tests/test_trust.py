@@ -374,6 +374,27 @@ def test_python_floats_given_to_a_float32_module_are_float32() -> None:
         tg.nn.Linear(2, 3, rng=0)(np.array([[1.0, 2.0]]))  # a float64 array is a float64 input
 
 
+@pytest.mark.parametrize(
+    "make, data",
+    [
+        (lambda: tg.nn.RNN(2, 3, rng=0), [[[1.0, 2.0]], [[0.5, -1.0]]]),
+        (lambda: tg.nn.LSTM(2, 3, rng=0), [[1.0, 2.0], [0.5, -1.0]]),
+        (lambda: tg.nn.GRUCell(2, 3, rng=0), [[1.0, 2.0]]),
+    ],
+)
+def test_python_floats_given_to_a_float32_recurrent_module_are_float32(make, data) -> None:
+    for dtype in (np.float32, np.float64):
+        module = make().to(dtype)
+        out = module(data)
+        out = out[0] if isinstance(out, tuple) else out
+        expected = module(tg.Tensor(data, dtype=dtype))
+        expected = expected[0] if isinstance(expected, tuple) else expected
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out.numpy(), expected.numpy())
+    with pytest.raises(TypeError, match="dtype float64"):
+        make()(np.array(data))  # a float64 array is a float64 input
+
+
 # --- 7. edge cases where torch answers ----------------------------------------------------------------
 
 EDGE_CASES = {

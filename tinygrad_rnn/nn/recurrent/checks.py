@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...tensor import Tensor
+from ..module import as_input as layer_input
 
 
 def check_size(owner: str, label: str, value: Any, minimum: int = 1) -> int:
@@ -38,8 +39,9 @@ def check_dropout(owner: str, value: Any) -> float:
 
 
 def as_input(owner: str, value: Any, dtype: np.dtype) -> Tensor:
-    """`value` as a Tensor of the parameters' dtype (an ndarray is wrapped; a mismatch is refused)."""
-    t = value if isinstance(value, Tensor) else Tensor(np.asarray(value), dtype=None)
+    """`value` as a Tensor of the parameters' dtype: an ndarray is wrapped, Python numbers and lists
+    take `dtype` (nn.module.as_input); a Tensor or ndarray of another dtype is refused."""
+    t = layer_input(value, dtype)
     if t.dtype != dtype:
         raise TypeError(
             f"{owner}: input has dtype {t.dtype} but the parameters are {dtype}; "
