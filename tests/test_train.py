@@ -325,3 +325,37 @@ def test_metadata_of_the_wrong_shape_is_one_line(tmp_path, text_file, capsys, me
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "is not a valid" in err and "Traceback" not in err
+
+
+ONE_TUPLE_CELL = '''
+import numpy as np
+import tinygrad_rnn as tg
+from tinygrad_rnn import nn
+
+
+class TupleElman(nn.Module):
+    """h = tanh(x W_ihᵀ + h W_hhᵀ), its state a tuple of one Tensor."""
+
+    def __init__(self, input_size, hidden_size, dtype=None, rng=None):
+        super().__init__()
+        rng = np.random.default_rng(rng)
+        self.hidden_size = hidden_size
+        self.weight_ih = nn.Parameter(rng.uniform(-0.3, 0.3, (hidden_size, input_size)).astype(np.float32))
+        self.weight_hh = nn.Parameter(rng.uniform(-0.3, 0.3, (hidden_size, hidden_size)).astype(np.float32))
+
+    def forward(self, x, state=None):
+        (h,) = state if state is not None else (tg.zeros(x.shape[0], self.hidden_size),)
+        return ((x @ self.weight_ih.T + h @ self.weight_hh.T).tanh(),)
+'''
+
+
+def test_resume_keeps_a_custom_cells_state_a_tuple_of_one(tmp_path, text_file):
+    cell_file = tmp_path / "tuple_cell.py"
+    cell_file.write_text(ONE_TUPLE_CELL)
+    changes = {"cell": f"{cell_file}:TupleElman", "steps": 12}
+    whole = train(config(text_file, checkpoint=str(tmp_path / "a.npz"), **changes), verbose=False)
+    train(config(text_file, checkpoint=str(tmp_path / "b.npz"), **{**changes, "steps": 6}), verbose=False)
+    resumed = train(
+        config(text_file, checkpoint=str(tmp_path / "b.npz"), **changes), resume=True, verbose=False
+    )
+    np.testing.assert_array_equal(resumed.losses, whole.losses)

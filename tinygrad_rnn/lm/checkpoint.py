@@ -37,7 +37,8 @@ class Checkpoint:
 
     model: parameter name -> array; optimizer: `Optimizer.state_dict()`; position: the next row of
     the training tracks (`data.Batches.position`); hidden: the carried state as arrays ([h] or
-    [h, c] for an LSTM, [] when none); rng: name -> `Generator.bit_generator.state`; history:
+    [h, c] for an LSTM, [] when none) and hidden_tuple: whether the model's state is a tuple (a
+    custom cell's state may be a tuple of one); rng: name -> `Generator.bit_generator.state`; history:
     name -> 1-D array (loss curves).
     """
 
@@ -48,6 +49,7 @@ class Checkpoint:
     config: dict[str, Any]
     position: int = 0
     hidden: list[np.ndarray] = field(default_factory=list)
+    hidden_tuple: bool = False
     rng: dict[str, Any] = field(default_factory=dict)
     history: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -135,6 +137,7 @@ def _to_arrays(checkpoint: Checkpoint) -> dict[str, np.ndarray]:
         "format": FORMAT,
         "step": int(checkpoint.step),
         "position": int(checkpoint.position),
+        "hidden_tuple": bool(checkpoint.hidden_tuple),
         "config": checkpoint.config,
         "rng": checkpoint.rng,
         "optimizer": {"numbers": numbers, "param_groups": checkpoint.optimizer["param_groups"]},
@@ -175,6 +178,7 @@ def _from_arrays(arrays: dict[str, np.ndarray]) -> Checkpoint:
         config=meta["config"],
         position=int(meta["position"]),
         hidden=[hidden[k] for k in sorted(hidden)],
+        hidden_tuple=bool(meta.get("hidden_tuple", len(hidden) > 1)),
         rng=meta["rng"],
         history=history,
     )

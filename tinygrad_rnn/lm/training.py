@@ -172,7 +172,11 @@ def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) ->
             raise ckpt.CheckpointError(
                 f"checkpoint {config.checkpoint} has an invalid random state: {error}"
             ) from None
-        step, position, hidden = saved.step, saved.position, _state_from_arrays(saved.hidden)
+        step, position, hidden = (
+            saved.step,
+            saved.position,
+            _state_from_arrays(saved.hidden, saved.hidden_tuple),
+        )
         losses = saved.history["train_loss"].tolist()
         valid_steps = saved.history["valid_step"].astype(int).tolist()
         valid_losses = saved.history["valid_loss"].tolist()
@@ -228,6 +232,7 @@ def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) ->
                         config=dataclasses.asdict(config),
                         position=batches.position,
                         hidden=_state_to_arrays(hidden),
+                        hidden_tuple=isinstance(hidden, tuple),
                         rng={"model": rng.bit_generator.state},
                         history={
                             "train_loss": np.array(losses),
@@ -365,10 +370,10 @@ def _state_to_arrays(state: Any) -> list[np.ndarray]:
     return [s.data.copy() for s in state] if isinstance(state, tuple) else [state.data.copy()]
 
 
-def _state_from_arrays(arrays: list[np.ndarray]) -> Any:
+def _state_from_arrays(arrays: list[np.ndarray], as_tuple: bool) -> Any:
     if not arrays:
         return None
-    return Tensor(arrays[0]) if len(arrays) == 1 else tuple(Tensor(a) for a in arrays)
+    return tuple(Tensor(a) for a in arrays) if as_tuple else Tensor(arrays[0])
 
 
 class _Progress:
