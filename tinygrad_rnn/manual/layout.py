@@ -8,6 +8,8 @@ dict (weight_ih, peep, ...) and the format that names its keys back, so gradient
 exactly the keys they went in with.
 """
 
+from functools import lru_cache
+
 from .cell import Params
 
 CELL_PREFIX = "cell_l"
@@ -43,20 +45,33 @@ def split_params(params: Params, num_layers: int, directions: int) -> tuple[list
     Keys outside the stack (a layer ≥ num_layers, a reverse key without bidirectional, a key of
     neither layout) are a ValueError; a name that some layer-direction lacks is a KeyError.
     """
-    cells = any(parse_key(key, cells=True) for key in params)
+    placement, formats = _placement(tuple(params), num_layers, directions)
+    split: list[Params] = [{} for _ in formats]
+    for key, (index, name) in zip(params, placement, strict=True):
+        split[index][name] = params[key]
+    return split, list(formats)
+
+
+@lru_cache(maxsize=64)
+def _placement(keys: tuple[str, ...], num_layers: int, directions: int) -> tuple[list, list[str]]:
+    """(layer-direction index, name) of each key, and the key formats: `split_params`'s parsing and
+    checks, done once per set of keys (a training loop passes the same keys at every step)."""
+    cells = any(parse_key(key, cells=True) for key in keys)
     formats = [
         f"cell_{stream_name(layer, d)}.{{}}" if cells else f"{{}}_{stream_name(layer, d)}"
         for layer in range(num_layers)
         for d in range(directions)
     ]
-    split: list[Params] = [{} for _ in formats]
+    placement = []
+    present: list[set[str]] = [set() for _ in formats]
     unexpected = []
-    for key, value in params.items():
+    for key in keys:
         name, layer, direction = parse_key(key, cells) or ("", num_layers, 0)
         if layer >= num_layers or direction >= directions:
             unexpected.append(key)
         else:
-            split[layer * directions + direction][name] = value
+            placement.append((layer * directions + direction, name))
+            present[layer * directions + direction].add(name)
     if unexpected:
         streams = [stream_name(k, d) for k in range(num_layers) for d in range(directions)]
         raise ValueError(
@@ -64,11 +79,9 @@ def split_params(params: Params, num_layers: int, directions: int) -> tuple[list
             f"bidirectional={directions == 2}; expected keys of the layer-directions {streams} named "
             f"{formats[0].format('<name>')!r} or alike"
         )
-    names = sorted({name for part in split for name in part})
-    for part, key_format in zip(split, formats, strict=True):
+    names = sorted(set().union(*present))
+    for part, key_format in zip(present, formats, strict=True):
         missing = [name for name in names if name not in part]
         if missing:
-            raise KeyError(
-                f"missing parameter {key_format.format(missing[0])!r}; given keys {sorted(params)}"
-            )
-    return split, formats
+            raise KeyError(f"missing parameter {key_format.format(missing[0])!r}; given keys {sorted(keys)}")
+    return placement, formats
