@@ -471,6 +471,25 @@ def test_language_model_takes_any_cell():
         nn.LanguageModel(11, 5, 4, cell="peephole")
 
 
+class NumpyDtypeCell(PeepholeLSTMCell):
+    """Hands `dtype` straight to numpy, as a user's cell may: it must receive a resolved dtype."""
+
+    def __init__(self, input_size, hidden_size, dtype=None, rng=None):
+        super().__init__(input_size, hidden_size, dtype=np.zeros(0, dtype).dtype, rng=rng)
+
+
+class Float64Cell(PeepholeLSTMCell):
+    def __init__(self, input_size, hidden_size, dtype=None, rng=None):
+        super().__init__(input_size, hidden_size, dtype=np.float64, rng=rng)
+
+
+def test_language_model_gives_the_cell_its_dtype_and_refuses_a_cell_that_ignores_it():
+    model = nn.LanguageModel(11, 5, 4, cell=NumpyDtypeCell, rng=0)
+    assert {p.dtype for p in model.parameters()} == {np.dtype(np.float32)}
+    with pytest.raises(TypeError, match="cell_l0.weight_ih is float64 but the model is float32"):
+        nn.LanguageModel(11, 5, 4, cell=Float64Cell, rng=0)
+
+
 def test_load_cell_names_what_is_wrong_in_one_line(tmp_path):
     assert load_cell(f"{CELL_FILE}:PeepholeLSTMCell").__name__ == "PeepholeLSTMCell"
     broken = tmp_path / "broken.py"

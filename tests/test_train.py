@@ -359,3 +359,12 @@ def test_resume_keeps_a_custom_cells_state_a_tuple_of_one(tmp_path, text_file):
         config(text_file, checkpoint=str(tmp_path / "b.npz"), **changes), resume=True, verbose=False
     )
     np.testing.assert_array_equal(resumed.losses, whole.losses)
+
+
+def test_a_cell_file_whose_parameters_ignore_the_dtype_is_one_line(tmp_path, text_file, capsys):
+    cell_file = tmp_path / "float64_cell.py"
+    cell_file.write_text(ONE_TUPLE_CELL.replace(".astype(np.float32)", ""))
+    code = main(["train", "--text", str(text_file), "--cell", f"{cell_file}:TupleElman", "--steps", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "cell_l0.weight_ih is float64 but the model is float32" in err

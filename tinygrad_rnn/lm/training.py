@@ -139,9 +139,12 @@ class TrainResult:
 def build_model(config: TrainConfig, vocab_size: int, rng: np.random.Generator) -> LanguageModel:
     """The model a config describes, its initial weights drawn from `rng` (which then drives dropout)."""
     cell = resolve_cell(config.cell)  # 'lstm', or the class a 'path/to/file.py:ClassName' names
-    return LanguageModel(
-        vocab_size, config.embedding, config.hidden, cell, config.layers, config.dropout, rng=rng
-    )
+    try:
+        return LanguageModel(
+            vocab_size, config.embedding, config.hidden, cell, config.layers, config.dropout, rng=rng
+        )
+    except (TypeError, ValueError) as error:  # a user's cell that cannot be built as told
+        raise InputError(f"cell {config.cell}: {error}") from None
 
 
 def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) -> TrainResult:

@@ -46,6 +46,13 @@ class LanguageModel(Module):
             cell, embedding_dim, hidden_size, num_layers, dropout=dropout, dtype=dtype, rng=rng
         )
         self.decoder = Linear(hidden_size, vocab_size, dtype=dtype, rng=rng)
+        model_dtype = self.embedding.weight.dtype
+        for name, p in self.rnn.named_parameters():
+            if p.dtype != model_dtype:
+                raise TypeError(
+                    f"LanguageModel: the recurrent stack's parameter {name} is {p.dtype} but the model is "
+                    f"{model_dtype}; make the cell's parameters in the dtype= it is given"
+                )
 
     def forward(self, tokens: Any, hx: Any = None, lengths: Any = None) -> tuple[Tensor, Any]:
         output, state = self.rnn(self.embedding(tokens), hx, lengths=lengths)

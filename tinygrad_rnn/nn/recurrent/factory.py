@@ -1,8 +1,9 @@
 """A recurrent layer from what a model or a command is told: a built-in's name or a cell class.
 
 `make_layer("lstm", D, H, ...)` is nn.LSTM; `make_layer(PeepholeLSTMCell, D, H, ...)` is
-nn.Recurrent(PeepholeLSTMCell, D, H, ...), the cell given `dtype=` and `rng=` when its constructor
-takes them (nn's cells do; a cell that draws its own weights some other way is left to it).
+nn.Recurrent(PeepholeLSTMCell, D, H, ...), the cell given `dtype=` (resolved: float32 by default) and
+`rng=` when its constructor takes them (nn's cells do; a cell that draws its own weights some other
+way is left to it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..init import float_dtype
 from ..module import Module
 from .layer import Recurrent, RecurrentBase
 from .rnn import LAYERS
@@ -36,7 +38,9 @@ def make_layer(
     shape = {"dropout": dropout, "bidirectional": bidirectional}
     if isinstance(cell, str):
         return LAYERS[cell](input_size, hidden_size, num_layers, **shape, dtype=dtype, rng=rng)
-    options = {k: v for k, v in (("dtype", dtype), ("rng", rng)) if _takes(cell, k)}
+    # the dtype resolved (float32 by default), so a cell may hand it straight to numpy
+    given = (("dtype", float_dtype(dtype, "make_layer")), ("rng", rng))
+    options = {k: v for k, v in given if _takes(cell, k)}
     return Recurrent(cell, input_size, hidden_size, num_layers, **shape, **options)
 
 
