@@ -1,4 +1,4 @@
-"""Packed sequences (nn.packing): layout and order as torch's, gradients through packing, errors."""
+"""Packed sequences (nn.utils.rnn): layout and order as torch's, gradients through packing, errors."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
 from tinygrad_rnn.errors import ShapeError
-from tinygrad_rnn.nn.packing import (
+from tinygrad_rnn.nn.recurrent import LAYERS
+from tinygrad_rnn.nn.utils.rnn import (
     PackedSequence,
     pack_padded_sequence,
     pack_sequence,
@@ -17,7 +18,6 @@ from tinygrad_rnn.nn.packing import (
     unpack_sequence,
     unpad_sequence,
 )
-from tinygrad_rnn.nn.recurrent import LAYERS
 
 # (lengths, trailing feature shape): sorted, unsorted, ties, one sequence, all full, no feature axis
 CASES = [

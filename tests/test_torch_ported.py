@@ -16,7 +16,8 @@ import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
-from tinygrad_rnn.nn.packing import (
+from tinygrad_rnn.nn.recurrent import RNNBase
+from tinygrad_rnn.nn.utils.rnn import (
     PackedSequence,
     pack_padded_sequence,
     pack_sequence,
@@ -25,7 +26,6 @@ from tinygrad_rnn.nn.packing import (
     unpack_sequence,
     unpad_sequence,
 )
-from tinygrad_rnn.nn.recurrent import RNNBase
 
 LAYERS = {"RNN": nn.RNN, "GRU": nn.GRU, "LSTM": nn.LSTM}
 CELLS = {"RNNCell": nn.RNNCell, "GRUCell": nn.GRUCell, "LSTMCell": nn.LSTMCell}

@@ -25,8 +25,8 @@ from ...functions import cat, stack, where
 from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
-from ..packing import PackedSequence, pack_like, pad_packed_sequence
 from ..scopes import check_cell_name, layer_scope, step_scope
+from ..utils.rnn import PackedSequence, pack_like, pad_packed_sequence
 from .checks import as_input, check_dropout, check_flag, check_size
 from .protocol import State, check_step_state, output_of
 

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
-from ..functions import stack
-from ..tensor import Tensor
+from ...errors import ShapeError
+from ...functions import stack
+from ...tensor import Tensor
 
 
 class PackedSequence(
