@@ -14,7 +14,7 @@ warm-up, then the median of several runs, with a pause before each implementatio
 what tracemalloc sees numpy allocate during one step (PyTorch's allocations are invisible to it, so
 torch has no memory column).
 A second table times your own cell: the peephole LSTM of `nn.examples` (plain Tensor ops) through
-`nn.Recurrent` against the built-in `nn.LSTM`, at mid and long.
+`nn.Recurrent` against the built-in `nn.LSTM`, at char, mid and long.
 Prints tables; asserts nothing. `tinygrad-rnn bench [--configs char,mid] [--cells lstm]`, or
 `python benchmarks/recurrent.py ...`.
 """
@@ -114,7 +114,7 @@ def steps_for(cell: str, config: str, torch_module) -> dict[str, Callable[[], ob
     return implementations
 
 
-CUSTOM_CELL_CONFIGS = ("mid", "long")
+CUSTOM_CELL_CONFIGS = ("char", "mid", "long")
 
 
 def custom_cell_steps(config: str) -> dict[str, Callable[[], object]]:
