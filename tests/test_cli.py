@@ -42,6 +42,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = run("demo", "-o", "demo.dot", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("OK: manual BPTT equals the autograd") == 6
+    assert "peephole lstm     OK: finite differences agree with the autograd" in result.stdout
     assert (tmp_path / "demo.dot").read_text().startswith("digraph")
 
 

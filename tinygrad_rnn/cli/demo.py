@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 
 from ..comparison import Report, compare
+from ..nn import Recurrent
+from ..nn.examples import PeepholeLSTMCell
 from ..viz.backends import FORMATS
 from .arguments import Parser, output_file
 from .check import CELLS as CHECK_CELLS
@@ -38,6 +40,12 @@ def _demo(args: argparse.Namespace) -> int:
         report = compare_cell(cell, args.seed)
         print(f"   {cell:<17} {report.verdict()}")
         code = max(code, 0 if report.ok else 1)
+    print(
+        "\n   and a cell of your own (1 layer), nn.Recurrent(PeepholeLSTMCell), against finite differences:\n"
+    )
+    report = compare_own_cell(args.seed)
+    print(f"   {'peephole lstm':<17} {report.verdict()}")
+    code = max(code, 0 if report.ok else 1)
     print("\n3. The unrolled graph of a 3-step LSTM, gradients coloured by their norm:")
     code = max(code, graph(_parse(add_graph_parser, ["graph", "--cell", "lstm", "--steps", "3", "--grads",
                                               "--detail", "cells", "-o", str(args.output)])))  # fmt: skip
@@ -51,6 +59,14 @@ def compare_cell(cell: str, seed: int) -> Report:
     model = layer(3, 4, 2, batch_first=True, bidirectional=True, dtype=np.float64, rng=seed, **options)
     x = rng.standard_normal((3, 5, 3))
     return compare(model, x, lengths=rng.integers(1, 6, size=3))
+
+
+def compare_own_cell(seed: int) -> Report:
+    """A cell written with plain Tensor ops (nn.examples), its layer's autograd against finite differences."""
+    rng = np.random.default_rng(seed)
+    model = Recurrent(PeepholeLSTMCell, 3, 3, dtype="float64", rng=seed)
+    x = rng.standard_normal((4, 2, 3))
+    return compare(model, x, lengths=[4, 2], finite_differences=True)
 
 
 def add_demo_parser(commands: Any) -> None:
