@@ -94,3 +94,29 @@ def test_changing_an_input_the_op_did_not_save(op: str) -> None:
     (ty * torch.from_numpy(g)).sum().backward()
     (y * g).sum().backward()
     _assert_same_grad(x, tx)
+
+
+@pytest.mark.parametrize("numerator", [0.5, -3])
+def test_a_number_over_a_tensor_reads_only_the_reciprocal(numerator) -> None:
+    """Soak finding: `0.5 / x` refused a backward after x was overwritten through `x.detach()`; torch
+    computes c · (1 / x) and reads only 1 / x, so its gradient stays right and it does not raise."""
+    rng = np.random.default_rng(0)
+    a, g = rng.uniform(0.5, 2.0, 3), rng.standard_normal(3)
+    x, tx = _pair(a)
+    y = numerator / x
+    ty = numerator / tx
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-12)
+    x.detach()[...] = 0.5
+    tx.detach()[...] = 0.5
+    (y * g).sum().backward()
+    (ty * torch.from_numpy(g)).sum().backward()
+    _assert_same_grad(x, tx)
+
+
+def test_reciprocal_matches_torch_and_finite_differences() -> None:
+    a = np.random.default_rng(1).uniform(0.5, 2.0, (2, 3))
+    x, tx = _pair(a)
+    assert tg.gradcheck(lambda t: t.reciprocal(), [x])
+    (x.reciprocal() * 1.5).sum().backward()
+    (tx.reciprocal() * 1.5).sum().backward()
+    _assert_same_grad(x, tx)

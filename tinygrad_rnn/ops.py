@@ -192,6 +192,25 @@ class Log(Function):
         return (grad / x,)
 
 
+class Reciprocal(Function):
+    """y = 1 / x; dx = −g y² (only the output is read)."""
+
+    saved_inputs = ()
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, x):
+        with np.errstate(divide="ignore"):
+            y = np.reciprocal(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved
+        return (-grad * (y * y),)
+
+
 class Sqrt(Function):
     saved_inputs = ()
 

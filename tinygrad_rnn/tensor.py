@@ -519,10 +519,15 @@ class Tensor:
         return ops.Div.apply(a, b)
 
     def __rtruediv__(self, other: Any) -> Tensor:
+        """c / self for a number or array c: c · (1 / self), as torch computes it, so backward reads
+        only 1 / self (a change to self in place after the forward pass does not matter)."""
         a, b = self._operands(other, "div")
         if a.dtype.kind != "f":
             a, b = a.to(DEFAULT_FLOAT), b.to(DEFAULT_FLOAT)
-        return ops.Div.apply(b, a)
+        return ops.Mul.apply(ops.Reciprocal.apply(a), b)
+
+    def reciprocal(self) -> Tensor:
+        return ops.Reciprocal.apply(self if self.dtype.kind == "f" else self.to(DEFAULT_FLOAT))
 
     def __neg__(self) -> Tensor:
         return ops.Neg.apply(self)
