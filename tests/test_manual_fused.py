@@ -102,3 +102,16 @@ def test_float32_input_runs_the_kernel_in_float32():
     assert output.dtype == h_n.dtype == c_n.dtype == dx.dtype == grads["weight_hh_l0"].dtype == np.float32
     reference, _, _ = manual.recurrent_forward(LSTM_CELL._replace(fused=None), x, params)
     np.testing.assert_allclose(output, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_changing_the_output_in_place_leaves_the_backward_alone():
+    rng = np.random.default_rng(3)
+    params = stack_params(4, 1, 1, True, rng)
+    x, doutput = rng.standard_normal((T, N, D)), rng.standard_normal((T, N, H))
+    output, (h_n, c_n), cache = manual.recurrent_forward("lstm", x, params)
+    expected = manual.recurrent_backward(doutput, None, cache)[2]
+    output, (h_n, c_n), cache = manual.recurrent_forward("lstm", x, params)
+    output *= 0
+    h_n *= 0
+    c_n *= 0
+    assert_same(manual.recurrent_backward(doutput, None, cache)[2], expected, "grads")

@@ -72,7 +72,9 @@ def fused_forward(
     """(output (T, N, H), final state, record) of one layer-direction through `kernel`."""
     states, state_n, core = kernel.forward(in_order(x, reverse), state0, params)
     states_in = tuple(in_order(s[:-1], reverse) for s in states)
-    return in_order(states[0][1:], reverse), state_n, FusedRecord(kernel, core, states_in[0], states_in)
+    # the caller gets copies: changing them must not change what the backward reads
+    output, state_n = np.array(in_order(states[0][1:], reverse)), tuple(s.copy() for s in state_n)
+    return output, state_n, FusedRecord(kernel, core, states_in[0], states_in)
 
 
 def fused_backward(
