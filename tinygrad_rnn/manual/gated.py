@@ -93,7 +93,8 @@ def param_grads(
     grads = {"weight_ih": outer(dgx, x, per_step), "weight_hh": dw_hh}
     if "bias_ih" in params:
         grads["bias_ih"] = column_sum(dgx, per_step)
-        grads["bias_hh"] = column_sum(dgh, per_step)
+        # one delta for both (RNN, LSTM): the same sum, copied so the two gradients do not alias
+        grads["bias_hh"] = grads["bias_ih"].copy() if dgh is dgx else column_sum(dgh, per_step)
     return grads
 
 

@@ -42,19 +42,20 @@ def forward(x: np.ndarray, state0: State, params: Params) -> tuple[State, State,
     hs = np.empty((steps + 1, batch, hidden), dtype=dtype)
     hn = np.empty((steps, batch, hidden), dtype=dtype)
     hs[0] = h0
-    rz, z, n = gates[..., : 2 * hidden], gates[..., hidden : 2 * hidden], gates[..., 2 * hidden :]
+    rz, n = gates[..., : 2 * hidden], gates[..., 2 * hidden :]
     for t in range(steps):
+        rz_t, n_t, hn_t, h_t = rz[t], n[t], hn[t], hs[t + 1]
         gh = hs[t] @ weight_hh_t
-        np.add(gh[:, 2 * hidden :], bias_hn, out=hn[t])
-        rz[t] += gh[:, : 2 * hidden]
-        np.tanh(rz[t], out=rz[t])
-        rz[t] *= 0.5
-        rz[t] += 0.5
-        n[t] += rz[t, :, :hidden] * hn[t]
-        np.tanh(n[t], out=n[t])
-        np.subtract(hs[t], n[t], out=hs[t + 1])
-        hs[t + 1] *= z[t]
-        hs[t + 1] += n[t]
+        np.add(gh[:, 2 * hidden :], bias_hn, out=hn_t)
+        rz_t += gh[:, : 2 * hidden]
+        np.tanh(rz_t, out=rz_t)
+        rz_t *= 0.5
+        rz_t += 0.5
+        n_t += rz_t[:, :hidden] * hn_t
+        np.tanh(n_t, out=n_t)
+        np.subtract(hs[t], n_t, out=h_t)
+        h_t *= rz_t[:, hidden:]
+        h_t += n_t
     return (hs,), (hs[-1],), GRURecord(gates, hs, hn, params["weight_hh"])
 
 
@@ -70,15 +71,16 @@ def backward(dy: np.ndarray, dstate_n: State, record: GRURecord, keep: bool) -> 
     dh = dstate_n[0].astype(gates.dtype, copy=True)
     flows = np.empty((2, steps, batch, hidden), dtype=gates.dtype) if keep else None
     for t in reversed(range(steps)):
+        da_n_t, dgh_t = da_n[t], dgh[t]
         dh += dy[t]
         if keep:
             flows[0, t] = dh
-        np.multiply(dh, to_n[t], out=da_n[t])
-        np.multiply(da_n[t], to_r[t], out=dgh[t, :, :hidden])
-        np.multiply(dh, to_z[t], out=dgh[t, :, hidden : 2 * hidden])
-        np.multiply(da_n[t], r[t], out=dgh[t, :, 2 * hidden :])
+        np.multiply(dh, to_n[t], out=da_n_t)
+        np.multiply(da_n_t, to_r[t], out=dgh_t[:, :hidden])
+        np.multiply(dh, to_z[t], out=dgh_t[:, hidden : 2 * hidden])
+        np.multiply(da_n_t, r[t], out=dgh_t[:, 2 * hidden :])
         dh *= z[t]
-        dh += dgh[t] @ record.weight_hh
+        dh += dgh_t @ record.weight_hh
         if keep:
             flows[1, t] = dh
     dgx = np.concatenate([dgh[..., : 2 * hidden], da_n], axis=-1)

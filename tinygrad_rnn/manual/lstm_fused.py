@@ -45,15 +45,15 @@ def forward(x: np.ndarray, state0: State, params: Params) -> tuple[State, State,
     hs[0], cs[0] = h0, c0
     i, f, g, o = (gates[..., k * hidden : (k + 1) * hidden] for k in range(4))
     for t in range(steps):
-        a = gates[t]
+        a, c, tanh_c_t = gates[t], cs[t + 1], tanh_c[t]
         a += hs[t] @ weight_hh_t
         np.tanh(a, out=a)
         a *= scale
         a += shift
-        np.multiply(f[t], cs[t], out=cs[t + 1])
-        cs[t + 1] += i[t] * g[t]
-        np.tanh(cs[t + 1], out=tanh_c[t])
-        np.multiply(o[t], tanh_c[t], out=hs[t + 1])
+        np.multiply(f[t], cs[t], out=c)
+        c += i[t] * g[t]
+        np.tanh(c, out=tanh_c_t)
+        np.multiply(o[t], tanh_c_t, out=hs[t + 1])
     record = LSTMRecord(gates, hs, cs, tanh_c, params["weight_hh"])
     return (hs, cs), (hs[-1], cs[-1]), record
 
@@ -76,8 +76,9 @@ def backward(dy: np.ndarray, dstate_n: State, record: LSTMRecord, keep: bool) ->
         if keep:
             flows[0, t], flows[1, t] = dh, dc
         dc += dh * to_c[t]
-        by_gate[t, :, :3] *= dc[:, None]
-        by_gate[t, :, 3] *= dh
+        gate_t = by_gate[t]
+        gate_t[:, :3] *= dc[:, None]
+        gate_t[:, 3] *= dh
         dc *= f[t]
         dh = delta[t] @ record.weight_hh
         if keep:
