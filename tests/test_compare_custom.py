@@ -9,7 +9,7 @@ must agree with a correct pair and catch a wrong one, naming the parameter and t
 
 import numpy as np
 import pytest
-from cells_for_tests import IndRNNCell, PeepholeLSTMCell
+from cells_for_tests import IndRNNCell, PeepholeLSTMCell, indrnn_step_backward, indrnn_step_forward
 
 from tinygrad_rnn import manual, nn
 from tinygrad_rnn.comparison import compare
@@ -52,19 +52,6 @@ def peephole_step_backward(dstate, cache):
         "peep_o": (da_o * c).sum(axis=0),
     }
     return da @ p["weight_ih"], (da @ p["weight_hh"], dc_prev), dparams
-
-
-def indrnn_step_forward(x, h_prev, p):
-    """h = relu(x W_ihᵀ + b + u ⊙ h_prev), u = weight_hh a vector (H,)."""
-    h = np.maximum(x @ p["weight_ih"].T + p["bias"] + p["weight_hh"] * h_prev, 0)
-    return h, (x, h_prev, h, p)
-
-
-def indrnn_step_backward(dh, cache):
-    x, h_prev, h, p = cache
-    da = dh * (h > 0)
-    dparams = {"weight_ih": da.T @ x, "bias": da.sum(axis=0), "weight_hh": (da * h_prev).sum(axis=0)}
-    return da @ p["weight_ih"], da * p["weight_hh"], dparams
 
 
 PAIRS = {
@@ -295,7 +282,7 @@ def test_recurrent_of_a_builtin_cell_compares_with_its_builtin_pair(cell, option
 
 PAIR_FILE = """
 import cells_for_tests
-from test_compare_custom import indrnn_step_backward, indrnn_step_forward
+from cells_for_tests import indrnn_step_backward, indrnn_step_forward
 from test_compare_custom import peephole_step_backward as PeepholeLSTMCell_step_backward
 from test_compare_custom import peephole_step_forward as PeepholeLSTMCell_step_forward
 

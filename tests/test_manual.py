@@ -9,6 +9,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+from cells_for_tests import indrnn_step_backward, indrnn_step_forward
 
 from tinygrad_rnn import manual
 from tinygrad_rnn.numeric import numerical_gradient
@@ -671,17 +672,7 @@ def test_builtin_pairs_through_the_generic_machinery_equal_the_builtins(kind, ce
 
 def test_a_pair_with_a_vector_recurrent_weight_matches_finite_differences():
     """IndRNN, h = relu(x W_ihᵀ + b + u ⊙ h_prev) with u of shape (H,): no assumption about shapes."""
-
-    def step_forward(x, h_prev, p):
-        h = np.maximum(x @ p["weight_ih"].T + p["bias"] + p["weight_hh"] * h_prev, 0)
-        return h, (x, h_prev, h, p)
-
-    def step_backward(dh, cache):
-        x, h_prev, h, p = cache
-        da = dh * (h > 0)
-        dparams = {"weight_ih": da.T @ x, "bias": da.sum(0), "weight_hh": (da * h_prev).sum(0)}
-        return da @ p["weight_ih"], da * p["weight_hh"], dparams
-
+    step_forward, step_backward = indrnn_step_forward, indrnn_step_backward
     rng = np.random.default_rng(0)
     params = {
         f"cell_l{k}{r}.{name}": rng.standard_normal(shape)

@@ -487,10 +487,6 @@ class Tensor:
             return self, _constant(value, mine)  # a Python int keeps the tensor's integer type
         return self, _constant(value, None)
 
-    def _operand(self, other: Any, op: str) -> Tensor:
-        """`other` as a Tensor of this (float) tensor's dtype; see `_operands`."""
-        return self._operands(other, op)[1]
-
     def __add__(self, other: Any) -> Tensor:
         return ops.Add.apply(*self._operands(other, "add"))
 
