@@ -89,7 +89,7 @@ class LSTMStep(_Step):
 
     def __call__(self, x_proj: tuple[Tensor, ...], state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         h, c = state
-        i, f, g, o = self.recurrent(h, x_proj[0]).split([c.shape[1]] * 4, 1)
+        i, f, g, o = self.recurrent(h, x_proj[0]).chunk(4, 1)
         i, f, g, o = (
             _named(i.sigmoid(), "i"),
             _named(f.sigmoid(), "f"),
@@ -129,7 +129,7 @@ class GRUStep(_Step):
 
     def __call__(self, x_proj: tuple[Tensor, ...], h: Tensor) -> Tensor:
         x_rz, x_n = x_proj
-        r, z = self.recurrent_rz(h, x_rz).sigmoid().split([self.hidden] * 2, 1)
+        r, z = self.recurrent_rz(h, x_rz).sigmoid().chunk(2, 1)
         r, z = _named(r, "r"), _named(z, "z")
         if self.reset_after:
             n = ops.Addcmul.apply(x_n, r, self.recurrent_n(h, self.b_n))
