@@ -1,4 +1,5 @@
-"""The two pieces of context every op reads: whether a graph is being recorded, and the step scope.
+"""The pieces of context every op reads: whether a graph is being recorded, the step scope, and the
+tape a replayed loop records a step on (replay.py).
 
 Both are contextvars, so they restore on exit and stay correct across threads and generators.
 """
@@ -6,9 +7,20 @@ Both are contextvars, so they restore on exit and stay correct across threads an
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Any
 
 grad_enabled: ContextVar[bool] = ContextVar("tinygrad_rnn_grad_enabled", default=True)
 current_scope: ContextVar[str | None] = ContextVar("tinygrad_rnn_scope", default=None)
+# the calls of the step being recorded for replay: (Function class, inputs, options, result, ctx)
+current_tape: ContextVar[Any] = ContextVar("tinygrad_rnn_tape", default=None)
+
+
+def not_replayable(reason: str) -> None:
+    """Say that the step being recorded (if any) must not be replayed: its Python read or changed
+    values (bool(), item(), detach(), an assignment), so another step could take another path."""
+    tape = current_tape.get()
+    if tape is not None and tape.refused is None:
+        tape.refused = reason
 
 
 @contextmanager

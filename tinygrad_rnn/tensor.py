@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .context import current_scope, grad_enabled
+from .context import current_scope, current_tape, grad_enabled, not_replayable
 
 _creation_order = itertools.count()  # orders recorded ops for backward (as torch's sequence_nr)
 UNCHANGED = (0,)  # the version counter of every node not yet changed in place, viewed or saved
@@ -54,6 +54,21 @@ class Function:
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved = arrays
 
+    def release(self) -> None:
+        """Drop what backward saved (after a backward without retain_graph)."""
+        self.saved = None
+        self.freed = True
+
+    def watch_output(self, index: int, counter: list[int]) -> None:
+        """Output `index` got a version counter of its own: an op that saved its output checks it."""
+        if self.saves_output:
+            self.output_counter = counter
+
+    def origin(self, index: int) -> tuple[Function, int]:
+        """The op call that made output `index` and which of its outputs it is, as pictures show it:
+        this call itself, except for a replayed step (replay.py), whose outputs come from its ops."""
+        return self, index
+
     def reads_input(self, i: int) -> bool:
         """Whether this backward reads input i's values (asked only once one of `saved_inputs` was
         changed in place): a product reads each operand only for the other's gradient."""
@@ -89,8 +104,13 @@ class Function:
         scope = current_scope.get()
         make = Tensor._make
         if cls.multi_output:
-            return tuple([make(o, record, ctx, i, scope, version) for i, o in enumerate(out)])
-        return make(out, record, ctx, 0, scope, version)
+            result: Any = tuple([make(o, record, ctx, i, scope, version) for i, o in enumerate(out)])
+        else:
+            result = make(out, record, ctx, 0, scope, version)
+        tape = current_tape.get()
+        if tape is not None:
+            tape.calls.append((cls, inputs, options, result, ctx))
+        return result
 
     @staticmethod
     def forward(ctx: Function, *arrays: np.ndarray, **options: Any) -> Any:
@@ -155,7 +175,7 @@ class Node:
 
     __slots__ = (
         "_ctx", "_index", "shape", "dtype", "requires_grad", "grad", "name", "scope", "detached", "value",
-        "counter",
+        "counter", "__weakref__",
     )  # fmt: skip
 
     def __init__(
@@ -186,17 +206,17 @@ class Node:
     @property
     def parents(self) -> tuple[Node, ...]:
         """The nodes of the tensors this one was computed from (empty for a leaf)."""
-        return self._ctx.parents if self._ctx is not None else ()
+        return self._ctx.origin(self._index)[0].parents if self._ctx is not None else ()
 
     @property
     def op(self) -> str | None:
         """Name of the op that made this tensor ('Tanh', 'MatMul', ...), None for a leaf."""
-        return type(self._ctx).__name__ if self._ctx is not None else None
+        return type(self._ctx.origin(self._index)[0]).__name__ if self._ctx is not None else None
 
     @property
     def output_index(self) -> int:
         """Which output of its op this tensor is (non-zero only for split/chunk/unbind)."""
-        return self._index
+        return self._ctx.origin(self._index)[1] if self._ctx is not None else 0
 
     @property
     def is_leaf(self) -> bool:
@@ -210,8 +230,8 @@ class Node:
         """This node's own version counter (made at the first need: a change, a view, a saved output)."""
         if self.counter is UNCHANGED:
             self.counter = [0]
-            if self._ctx is not None and self._ctx.saves_output:
-                self._ctx.output_counter = self.counter
+            if self._ctx is not None:
+                self._ctx.watch_output(self._index, self.counter)
         return self.counter
 
     @property
@@ -334,7 +354,7 @@ class Tensor:
     @property
     def output_index(self) -> int:
         """Which output of its op this tensor is (non-zero only for split/chunk/unbind)."""
-        return self.node._index
+        return self.node.output_index
 
     @property
     def is_leaf(self) -> bool:
@@ -386,6 +406,7 @@ class Tensor:
     # --- conversion ------------------------------------------------------------------------------
 
     def numpy(self) -> np.ndarray:
+        not_replayable("numpy() read the values")
         return self.data
 
     def item(self) -> float | int | bool:
@@ -393,9 +414,11 @@ class Tensor:
             raise ValueError(
                 f"item: only a tensor with one element converts to a number, got shape {self.shape}"
             )
+        not_replayable("item() read a value")
         return self.data.item()
 
     def tolist(self) -> Any:
+        not_replayable("tolist() read the values")
         return self.data.tolist()
 
     def __float__(self) -> float:
@@ -407,11 +430,13 @@ class Tensor:
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
+        not_replayable("bool() read a value")
         return bool(self.data)
 
     def detach(self) -> Tensor:
         """The same values (the same memory and version counter, as torch), cut from the graph: no
         gradient flows back through the result."""
+        not_replayable("detach() cut the graph")
         t = Tensor._make(self.data, False, None, 0, self.scope, self.node.own_counter())
         t.node.name = self.name
         t.node.detached = self._ctx is not None or self.requires_grad
@@ -441,6 +466,7 @@ class Tensor:
     def data_changed(self) -> None:
         """Declare that `data` was changed in place (optimizers, load_state_dict and item assignment do
         it): a pending backward that saved these values then raises instead of using the new ones."""
+        not_replayable("values were changed in place")
         self.node.own_counter()[0] += 1
 
     def __setitem__(self, index: Any, value: Any) -> None:
@@ -1072,8 +1098,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
                     _store_grad(t, grads_out[t._index], owned=False)
         grads = ctx.backward(ctx, *grads_out)
         if not retain_graph:
-            ctx.saved = None
-            ctx.freed = True
+            ctx.release()
         if len(grads) != len(ctx.parents):
             raise RuntimeError(
                 f"backward: {type(ctx).__name__}.backward returned {len(grads)} gradients for "

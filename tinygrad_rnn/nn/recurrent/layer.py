@@ -22,6 +22,7 @@ from ...context import scope
 from ...errors import ShapeError
 from ...factories import generator
 from ...functions import cat, stack, where
+from ...replay import Replayer
 from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
@@ -52,6 +53,7 @@ class RecurrentBase(Module):
     """
 
     state_names: tuple[str, ...] | None = None
+    replay = True  # run the steps through replay.Replayer (Recurrent takes replay=False)
 
     def __init__(
         self,
@@ -235,10 +237,11 @@ class RecurrentBase(Module):
         check = self._step_check(layer, reverse, batch)
         with scope(label):
             inputs = direction.inputs(x)
+        step = Replayer(direction) if self.replay else direction
         outputs: list[Tensor | None] = [None] * steps
         for t in reversed(range(steps)) if reverse else range(steps):
             with scope(step_scope(label, t)):
-                new_state = direction(inputs[t], state)
+                new_state = step(inputs[t], state)
                 if check is not None:
                     check(new_state, state, t)
                 if masks[t] is None:
