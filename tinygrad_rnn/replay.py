@@ -101,6 +101,7 @@ class Program:
         self.saved_inputs = tuple(sorted(read))
         # the backward's loop, precomputed: newest first, the ops that recorded a graph, with what
         # each gradient they return is checked against (as the engine checks every edge)
+        step_output = {s: i for i, s in enumerate(outputs)}
         self.backward_plan = [
             (
                 k,
@@ -108,6 +109,7 @@ class Program:
                 op.outputs,
                 [(i, s, slots[s]) for i, s in enumerate(op.inputs) if op.needs[i]],
                 len(op.inputs),
+                [(j, step_output[s]) for j, s in enumerate(op.outputs) if s in step_output],
             )
             for k, op in reversed(list(enumerate(ops)))
             if op.needs is not None
@@ -200,6 +202,10 @@ class ReplayedStep(Function):
             if s == i and (op.function.saved_inputs is None or p in op.function.saved_inputs)
         )
 
+    def store_retained(self, grads_out: list[Any]) -> None:
+        """Nothing yet: an output used inside the step too has its complete gradient only when
+        backward reaches the op that made it, and backward stores it there."""
+
     def release(self) -> None:
         for c in self.inner:
             c.saved = None
@@ -233,7 +239,7 @@ class ReplayedStep(Function):
         for s, g in zip(program.outputs, grads, strict=True):
             sums[s] = g
         ndarray = np.ndarray
-        for k, function, outputs, edges, n_inputs in program.backward_plan:
+        for k, function, outputs, edges, n_inputs, step_outputs in program.backward_plan:
             c = inner[k]
             if function.multi_output:
                 grads_out = [_value(sums[s]) for s in outputs]
@@ -247,9 +253,12 @@ class ReplayedStep(Function):
                     g = g.value()
                 grads_out = [g]
             if c.retained is not None:
-                for node in c.retained:
-                    if grads_out[node._index] is not None:
-                        _store_grad(node, _value(grads_out[node._index]), owned=False)
+                c.store_retained(grads_out)
+            if ctx.retained is not None and step_outputs:  # complete now: uses inside the step are in
+                for j, i in step_outputs:
+                    for node in ctx.retained:
+                        if node._index == i and grads_out[j] is not None:
+                            _store_grad(node, grads_out[j], owned=False)
             grads_in = function.backward(c, *grads_out)
             if len(grads_in) != n_inputs:
                 raise RuntimeError(

@@ -64,6 +64,12 @@ class Function:
         if self.saves_output:
             self.output_counter = counter
 
+    def store_retained(self, grads_out: list[Any]) -> None:
+        """Give the outputs that asked for it (retain_grad) their complete gradient, `grads_out`."""
+        for node in self.retained or ():
+            if grads_out[node._index] is not None:
+                _store_grad(node, grads_out[node._index], owned=False)
+
     def origin(self, index: int) -> tuple[Function, int]:
         """The op call that made output `index` and which of its outputs it is, as pictures show it:
         this call itself, except for a replayed step (replay.py), whose outputs come from its ops."""
@@ -1093,9 +1099,7 @@ def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None
             if error is not None:
                 raise error
         if ctx.retained is not None:
-            for t in ctx.retained:
-                if grads_out[t._index] is not None:
-                    _store_grad(t, grads_out[t._index], owned=False)
+            ctx.store_retained(grads_out)
         grads = ctx.backward(ctx, *grads_out)
         if not retain_graph:
             ctx.release()

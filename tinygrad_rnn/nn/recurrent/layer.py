@@ -53,7 +53,7 @@ class RecurrentBase(Module):
     """
 
     state_names: tuple[str, ...] | None = None
-    replay = True  # run the steps through replay.Replayer (Recurrent takes replay=False)
+    replay = True  # steps run through replay.Replayer: recorded, then replayed as one op each
 
     def __init__(
         self,
@@ -317,6 +317,11 @@ class Recurrent(RecurrentBase):
     (L·dirs, N, H). Steps are recorded under ``<name>.l<k>[r].t<t>``, name defaulting to the cell's
     class name. An int `rng` in cell_kwargs becomes one Generator shared by all cells (each layer
     draws its own weights) and by dropout between layers.
+
+    Steps are replayed (replay.py): once two consecutive steps record the same ops, later steps run
+    them as one op each, with the same results. A cell that reads values in Python (`if`, `item()`)
+    or draws random numbers per step is detected and runs op by op; `replay=False` makes every
+    step run op by op, for a cell whose path depends on values in a way replay cannot see.
     """
 
     def __init__(
@@ -329,6 +334,7 @@ class Recurrent(RecurrentBase):
         batch_first: bool = False,
         dropout: float = 0.0,
         name: str | None = None,
+        replay: bool = True,
         **cell_kwargs: Any,
     ) -> None:
         if isinstance(cell, Module) or not callable(cell):
@@ -352,6 +358,7 @@ class Recurrent(RecurrentBase):
             name or "cell",
         )
         self.cell = cell
+        self.replay = check_flag("Recurrent", "replay", replay)
         for layer in range(self.num_layers):
             for suffix in self._suffixes(layer):
                 made = cell(self._layer_input_size(layer), self.hidden_size, **cell_kwargs)
