@@ -50,9 +50,27 @@ def test_bench_prints_the_table_of_ratios(tmp_path: Path) -> None:
     result = run("bench", "--configs", "char", "--cells", "rnn", "--runs", "1", "--no-torch", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()[1:3]
-    assert "auto/manual" in header and row.split()[:2] == ["rnn", "char"]
-    assert float(row.split()[5]) > 0  # the autograd/manual ratio
+    assert "auto/opbyop" in header and row.split()[:2] == ["rnn", "char"]
+    assert row.split()[2] == "-" and float(row.split()[3]) > 0  # no yardstick; manual ms
+    assert float(row.split()[9]) > 0  # autograd / op by op
     assert run("bench", "--cells", "nope", cwd=tmp_path).returncode == 2
+
+
+def test_bench_times_a_yardstick_file_in_the_same_run(tmp_path: Path) -> None:
+    (tmp_path / "ref.py").write_text(
+        "import time\n"
+        "def step(*arrays):\n    time.sleep(0.001)\n"
+        "CELLS = {'rnn': step, 'lstm': step, 'gru': step}\n"
+    )
+    result = run("bench", "--configs", "char", "--cells", "lstm", "--runs", "1", "--no-torch",
+                 "--yardstick", "ref.py", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    row = result.stdout.splitlines()[2].split()
+    assert float(row[2]) >= 1.0  # the yardstick's millisecond of sleep
+    assert float(row[7]) > 0 and float(row[8]) > 0  # manual / yardstick, autograd / yardstick
+    (tmp_path / "bad.py").write_text("CELLS = {}\n")
+    bad = run("bench", "--yardstick", "bad.py", cwd=tmp_path)
+    assert bad.returncode == 2 and "has no CELLS dict with rnn, lstm, gru" in bad.stderr
 
 
 def blas_threads_now() -> set[int]:

@@ -19,11 +19,12 @@ such a step, `step(*args) -> Tensor or tuple of Tensors`, args being Tensors, tu
 Pictures and reports see inside: a replayed step's outputs answer `parents` and `op` with the
 recorded ops (`origin`), whose nodes are built only when someone walks there.
 
-What is never replayed: a step whose Python reads values (`bool`, `item`, `tolist`, `numpy`),
-detaches or changes values in place (the tape refuses it), returns one of its inputs, or records two
-differing programs in a row (a random mask drawn per step, a Python counter). Such a step runs
-eagerly every time. A dependence on values that does not show in two consecutive steps (reading
-`.data` directly, say) cannot be seen: give the layer `replay=False` for such a cell.
+What is never replayed: a step of fewer than `MIN_OPS` ops (nothing to gain), a step whose Python
+reads values (`bool`, `item`, `tolist`, `numpy`), detaches or changes values in place (the tape
+refuses it), returns one of its inputs, or records two differing programs in a row (a random mask
+drawn per step, a Python counter). Such a step runs eagerly every time. A dependence on values that
+does not show in two consecutive steps (reading `.data` directly, say) cannot be seen: give the
+layer `replay=False` for such a cell.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ from .tensor import (
 )
 
 Step = Callable[..., Any]
+# A step of fewer ops runs eagerly: replaying one product and one tanh (the RNN's step) costs about
+# what it saves, as the per-step bookkeeping of a replayed node outweighs two ops' (measured: 1.3x)
+MIN_OPS = 3
 
 
 class Tape:
@@ -426,8 +430,11 @@ class Replayer:
         self.step = step
         self.program: Program | None = None
         self.candidate: Program | None = None
+        self.eager = False  # set for a step too short to gain from replay
 
     def __call__(self, *args: Any) -> Any:
+        if self.eager:
+            return self.step(*args)
         flattened = _flatten(args)
         if flattened is None:
             return self.step(*args)
@@ -443,5 +450,6 @@ class Replayer:
         result, recorded = _record(self.step, args, inputs, signature)
         if recorded is not None and self.candidate is not None and self.candidate.same_as(recorded):
             self.program = recorded
+            self.eager = len(recorded.ops) < MIN_OPS
         self.candidate = recorded
         return result

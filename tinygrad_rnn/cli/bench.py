@@ -1,10 +1,13 @@
 """One training step (forward + backward, float32, loss = Σ out ⊙ G) of RNN, LSTM and GRU, timed for
-the autograd (`nn`), the hand-written `manual` package and, when installed, PyTorch. All three get G
-as the gradient of the output (`output.backward(G)`, manual's doutput = G), so none pays for a loss op.
+the autograd (`nn`), the hand-written `manual` package and, when installed, PyTorch. All get G as the
+gradient of the output (`output.backward(G)`, manual's doutput = G), so none pays for a loss op.
 
-The autograd step zeroes its gradients in place (`zero_grad(set_to_none=False)`): freeing them every
-step lets the C allocator hand the heap back to the OS, and faulting ~10 MB of pages in again costs
-this virtual machine 3-5 ms per step (measured with getrusage: 2,000 page faults per step against 0).
+The autograd step is written as a PyTorch user writes it: `optimizer.zero_grad()` (its default frees
+the gradients), forward, backward. It is timed twice: as the layers run by default, each step
+replayed once recorded (tinygrad_rnn/replay.py), and with every step run op by op (`replay = False`),
+so the engine's gain is one ratio of one run. `--yardstick FILE.py` adds hand-written numpy training
+steps (a file whose `CELLS` maps each cell to `fn(x, h0, [c0,] w_ih, w_hh, b_ih, b_hh, dy)`, such as
+the shared bench's manual_ref.py) to the same run.
 
 BLAS and PyTorch threads per config: one where the step's products are small, every core where they
 help (`threads.threads_for`), or `--threads K` for all; the last column says which.
@@ -22,6 +25,7 @@ Prints tables; asserts nothing. `tinygrad-rnn bench [--configs char,mid] [--cell
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -34,7 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import Tensor, manual
+from .. import Tensor, manual, optim
+from ..lm.cells import import_file
+from ..lm.data import InputError
 from ..nn.examples import PeepholeLSTMCell
 from ..nn.recurrent import LAYERS, Recurrent
 from .arguments import positive_int
@@ -78,27 +84,42 @@ def peak_bytes(step: Callable[[], object]) -> int:
         tracemalloc.stop()
 
 
-def steps_for(cell: str, config: str, torch_module) -> dict[str, Callable[[], object]]:
-    """The three implementations of one training step, sharing weights, input and G."""
+def steps_for(cell: str, config: str, torch_module: Any, yardstick: Any) -> dict[str, Callable[[], object]]:
+    """The implementations of one training step, sharing weights, input and G: the autograd layer as a
+    PyTorch user trains it (`opt.zero_grad()`, its default frees the gradients), the same with every
+    step run op by op (`replay = False`), manual, and PyTorch and the yardstick when given."""
     steps, batch, width, hidden = CONFIGS[config]
     rng = np.random.default_rng(0)
     model = LAYERS[cell](width, hidden, rng=rng)
+    optimizer = optim.SGD(model.parameters(), lr=0.0)
     x = rng.standard_normal((steps, batch, width)).astype(np.float32)
     g = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
     params, options = manual.from_module(model)
-
     x_tensor = Tensor(x)
 
-    def autograd_step() -> None:
-        model.zero_grad(set_to_none=False)  # keep the gradient buffers (see the module docstring)
-        output, _ = model(x_tensor)
-        output.backward(g)  # the gradient of Σ out ⊙ G
+    def autograd_step(replay: bool) -> Callable[[], None]:
+        def step() -> None:
+            model.replay = replay
+            optimizer.zero_grad()
+            output, _ = model(x_tensor)
+            output.backward(g)  # the gradient of Σ out ⊙ G
+
+        return step
 
     def manual_step() -> None:
         output, _, cache = manual.recurrent_forward(x=x, params=params, **options)
         manual.recurrent_backward(g, None, cache)
 
-    implementations = {"autograd": autograd_step, "manual": manual_step}
+    implementations = {
+        "autograd": autograd_step(True),
+        "op by op": autograd_step(False),
+        "manual": manual_step,
+    }
+    if yardstick is not None:
+        weights = [params[f"{name}_l0"] for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        zeros = np.zeros((batch, hidden), np.float32)
+        arrays = (x, zeros, zeros, *weights, g) if cell == "lstm" else (x, zeros, *weights, g)
+        implementations["yardstick"] = functools.partial(yardstick[cell], *arrays)
     if torch_module is not None:
         torch = torch_module
         reference = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell](width, hidden)
@@ -118,25 +139,31 @@ CUSTOM_CELL_CONFIGS = ("char", "mid", "long")
 
 
 def custom_cell_steps(config: str) -> dict[str, Callable[[], object]]:
-    """One autograd training step of nn.Recurrent(PeepholeLSTMCell) and of nn.LSTM, same input and G."""
+    """One autograd training step of nn.Recurrent(PeepholeLSTMCell), replayed and op by op, and of
+    nn.LSTM, with the same input and G."""
     steps, batch, width, hidden = CONFIGS[config]
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((steps, batch, width)).astype(np.float32))
     g = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
-    models = {
-        "peephole": Recurrent(PeepholeLSTMCell, width, hidden, rng=0),
-        "lstm": LAYERS["lstm"](width, hidden, rng=0),
-    }
+    peephole = Recurrent(PeepholeLSTMCell, width, hidden, rng=0)
+    lstm = LAYERS["lstm"](width, hidden, rng=0)
 
-    def step_of(model: Any) -> Callable[[], None]:
+    def step_of(model: Any, replay: bool) -> Callable[[], None]:
+        optimizer = optim.SGD(model.parameters(), lr=0.0)
+
         def step() -> None:
-            model.zero_grad(set_to_none=False)
+            model.replay = replay
+            optimizer.zero_grad()
             output, _ = model(x)
             output.backward(g)
 
         return step
 
-    return {name: step_of(model) for name, model in models.items()}
+    return {
+        "peephole": step_of(peephole, True),
+        "op by op": step_of(peephole, False),
+        "lstm": step_of(lstm, True),
+    }
 
 
 def add_bench_parser(subparsers: Any) -> None:
@@ -148,8 +175,26 @@ def add_bench_parser(subparsers: Any) -> None:
         "--runs", type=positive_int, default=5, help="timed runs per measurement (the median is shown)"
     )
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
+    p.add_argument(
+        "--yardstick",
+        metavar="FILE.py",
+        help="a file whose CELLS maps rnn, lstm and gru to hand-written numpy training steps, timed "
+        "in the same run (e.g. a checkout's ../shared/bench/manual_ref.py)",
+    )
     add_threads_option(p)
     p.set_defaults(run=run_bench)
+
+
+def load_yardstick(path: str) -> dict[str, Callable[..., object]]:
+    """The CELLS of a yardstick file (fn(x, h0, [c0,] w_ih, w_hh, b_ih, b_hh, dy) per cell)."""
+    cells = getattr(import_file(path, "yardstick"), "CELLS", None)
+    if not isinstance(cells, dict) or not set(LAYERS) <= set(cells):
+        raise InputError(f"yardstick file {path} has no CELLS dict with {', '.join(LAYERS)}")
+    return cells
+
+
+def ratio(ms: dict[str, float], a: str, b: str) -> str:
+    return f"{ms[a] / ms[b]:.2f}" if a in ms and b in ms else "-"
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -157,6 +202,11 @@ def run_bench(args: argparse.Namespace) -> int:
     unknown = sorted(set(configs) - set(CONFIGS)) + sorted(set(cells) - set(LAYERS))
     if unknown:
         print(f"tinygrad-rnn bench: error: unknown {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    try:
+        yardstick = load_yardstick(args.yardstick) if args.yardstick else None
+    except InputError as error:
+        print(f"tinygrad-rnn bench: error: {error}", file=sys.stderr)
         return 2
     torch = None
     if not args.no_torch:
@@ -167,17 +217,16 @@ def run_bench(args: argparse.Namespace) -> int:
     torch_text = torch.__version__ if torch else ("left out" if args.no_torch else "not installed")
     print(
         f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-        f"torch {torch_text}"
+        f"torch {torch_text}; milliseconds, the median of {args.runs} runs"
     )
-    header = f"{'cell':<5}{'config':<7}{'autograd ms':>12}{'manual ms':>11}{'torch ms':>10}"
-    header += (
-        f"{'auto/manual':>13}{'auto/torch':>12}{'peak auto MB':>14}{'peak manual MB':>16}{'mem ratio':>11}"
-        f"{'threads':>9}"
-    )
+    columns = ["yardstick", "manual", "autograd", "op by op", "torch"]
+    header = f"{'cell':<5}{'config':<7}" + "".join(f"{c:>11}" for c in columns)
+    header += f"{'man/yard':>10}{'auto/yard':>11}{'auto/opbyop':>13}{'auto/torch':>12}"
+    header += f"{'peak auto MB':>14}{'peak manual MB':>16}{'threads':>9}"
     print(header)
     for cell in cells:
         for config in configs:
-            implementations = steps_for(cell, config, torch)
+            implementations = steps_for(cell, config, torch, yardstick)
             runs = max(3, args.runs if config != "big" else 3)
             _, batch, _, hidden = CONFIGS[config]
             with blas_threads(args.threads, batch, hidden, 4 * hidden) as threads:
@@ -185,24 +234,25 @@ def run_bench(args: argparse.Namespace) -> int:
                     torch.set_num_threads(threads)
                 ms = {name: t * 1e3 for name, t in median_seconds(implementations, runs).items()}
                 mem = {name: peak_bytes(implementations[name]) / 2**20 for name in ("autograd", "manual")}
-            torch_ms = ms.get("torch", float("nan"))
+            times = "".join(f"{ms[c]:>11.1f}" if c in ms else f"{'-':>11}" for c in columns)
             print(
-                f"{cell:<5}{config:<7}{ms['autograd']:>12.1f}{ms['manual']:>11.1f}{torch_ms:>10.1f}"
-                f"{ms['autograd'] / ms['manual']:>13.2f}{ms['autograd'] / torch_ms:>12.2f}"
-                f"{mem['autograd']:>14.1f}{mem['manual']:>16.1f}{mem['autograd'] / mem['manual']:>11.2f}"
+                f"{cell:<5}{config:<7}{times}{ratio(ms, 'manual', 'yardstick'):>10}"
+                f"{ratio(ms, 'autograd', 'yardstick'):>11}{ratio(ms, 'autograd', 'op by op'):>13}"
+                f"{ratio(ms, 'autograd', 'torch'):>12}{mem['autograd']:>14.1f}{mem['manual']:>16.1f}"
                 f"{threads:>9}",
                 flush=True,
             )
     custom = [config for config in configs if config in CUSTOM_CELL_CONFIGS]
     if custom:
         print("\nyour own cell: nn.Recurrent(nn.examples.PeepholeLSTMCell) (plain Tensor ops) vs nn.LSTM")
-        print(f"{'config':<7}{'peephole ms':>12}{'nn.LSTM ms':>12}{'peephole/LSTM':>15}")
+        print(f"{'config':<7}{'peephole ms':>12}{'op by op ms':>12}{'nn.LSTM ms':>12}{'peephole/LSTM':>15}")
     for config in custom:
         _, batch, _, hidden = CONFIGS[config]
         with blas_threads(args.threads, batch, hidden, 4 * hidden):
             ms = {name: t * 1e3 for name, t in median_seconds(custom_cell_steps(config), args.runs).items()}
         print(
-            f"{config:<7}{ms['peephole']:>12.1f}{ms['lstm']:>12.1f}{ms['peephole'] / ms['lstm']:>15.2f}",
+            f"{config:<7}{ms['peephole']:>12.1f}{ms['op by op']:>12.1f}{ms['lstm']:>12.1f}"
+            f"{ms['peephole'] / ms['lstm']:>15.2f}",
             flush=True,
         )
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 
 from ..nn.module import Module
 from ..nn.recurrent import LAYERS, CellSpec
@@ -35,25 +36,33 @@ def resolve_cell(text: str) -> CellSpec:
     return load_cell(text)
 
 
-def load_cell(spec: str) -> type[Module]:
-    """The class `ClassName` defined in the Python file of 'path/to/file.py:ClassName'."""
-    if not is_cell_file(spec):
-        raise InputError(f"cell: expected {SPEC}, got {spec!r}")
-    path_text, _, name = spec.rpartition(":")
+def import_file(path_text: str, what: str) -> ModuleType:
+    """The Python file at `path_text`, imported (`what` names it in the one-line errors)."""
     path = Path(path_text)
     if not path.is_file():
-        raise InputError(f"cell file {path_text} not found")
-    module_name = f"_tinygrad_rnn_cell_{abs(hash(str(path.resolve())))}"
+        raise InputError(f"{what} file {path_text} not found")
+    module_name = f"_tinygrad_rnn_{what}_{abs(hash(str(path.resolve())))}"
     found = importlib.util.spec_from_file_location(module_name, path)
     if found is None or found.loader is None:
-        raise InputError(f"cell file {path_text} is not a Python file")
+        raise InputError(f"{what} file {path_text} is not a Python file")
     module = importlib.util.module_from_spec(found)
     sys.modules[module_name] = module  # so that dataclasses and the like in the file find their module
     try:
         found.loader.exec_module(module)
     except Exception as error:  # noqa: BLE001 (any error in the user's file is reported in one line)
         del sys.modules[module_name]
-        raise InputError(f"cell file {path_text} failed to import: {type(error).__name__}: {error}") from None
+        raise InputError(
+            f"{what} file {path_text} failed to import: {type(error).__name__}: {error}"
+        ) from None
+    return module
+
+
+def load_cell(spec: str) -> type[Module]:
+    """The class `ClassName` defined in the Python file of 'path/to/file.py:ClassName'."""
+    if not is_cell_file(spec):
+        raise InputError(f"cell: expected {SPEC}, got {spec!r}")
+    path_text, _, name = spec.rpartition(":")
+    module = import_file(path_text, "cell")
     cls = getattr(module, name, None)
     if cls is None:
         defined = sorted(k for k, v in vars(module).items() if isinstance(v, type) and issubclass(v, Module))
