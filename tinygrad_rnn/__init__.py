@@ -1,6 +1,7 @@
 """tinygrad_rnn: recurrent networks from scratch — a numpy autograd, hand-written BPTT, pictures."""
 
 from . import manual, nn, optim, viz
+from .allocator import keep_freed_memory
 from .comparison import compare
 from .context import enable_grad, is_grad_enabled, no_grad, scope
 from .factories import arange, eye, ones, ones_like, rand, randn, zeros, zeros_like
@@ -22,6 +23,7 @@ __all__ = [
     "eye",
     "gradcheck",
     "is_grad_enabled",
+    "keep_freed_memory",
     "lerp",
     "linear",
     "load",

@@ -5,6 +5,7 @@ One module per command; this one only dispatches."""
 import argparse
 from collections.abc import Sequence
 
+from ..allocator import keep_freed_memory
 from .arguments import Parser
 from .bench import add_bench_parser
 from .check import add_check_parser
@@ -30,4 +31,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # a mistake (2) or --help (0): the parser has printed what to say
         return stop.code if isinstance(stop.code, int) else 0
+    keep_freed_memory()  # a command is a training (or timing) loop: no pages faulted in every step
     return args.run(args)
