@@ -24,6 +24,7 @@ import torch
 from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
+from tinygrad_rnn.replay import Replayer
 
 F64 = np.float64
 LIMIT = 1e6  # values beyond this are rejected (no overflow, no catastrophic loss of precision)
@@ -165,6 +166,15 @@ class Tiny:
         return module, tensors
 
     @staticmethod
+    def scan(module: Any, x: Any, hx: Any) -> Any:
+        """The cell over x's first axis through the engine's fast path (replay.py), as a layer runs it."""
+        step, outputs = Replayer(module), []
+        for x_t in x.unbind(0):
+            hx = step(x_t, hx)
+            outputs.append(hx[0] if isinstance(hx, tuple) else hx)
+        return tg.stack(outputs)
+
+    @staticmethod
     def grad(t: Any) -> np.ndarray | None:
         return None if t.grad is None else np.array(t.grad.data)
 
@@ -241,6 +251,15 @@ class Torch:
         return module, tensors
 
     @staticmethod
+    def scan(module: Any, x: Any, hx: Any) -> Any:
+        """The cell over x's first axis, step by step."""
+        outputs = []
+        for x_t in x.unbind(0):
+            hx = module(x_t, hx)
+            outputs.append(hx[0] if isinstance(hx, tuple) else hx)
+        return torch.stack(outputs)
+
+    @staticmethod
     def grad(t: Any) -> np.ndarray | None:
         return None if t.grad is None else t.grad.numpy().copy()
 
@@ -304,6 +323,15 @@ def _cell_step(L: Any, B: Any, x: Any, *rest: Any) -> Any:
     *state, module = rest
     hx = None if not state else (state[0] if len(state) == 1 else tuple(state))
     return module(x, hx)
+
+
+def _show_scan(s: Step) -> str:
+    return "scan(" + _show_cell(s) + ")  # the cell over the first axis; replayed from step 3 on"
+
+
+def _scan(L: Any, B: Any, x: Any, *rest: Any) -> Any:
+    *state, module = rest
+    return L.scan(module, x, None if not state else (state[0] if len(state) == 1 else tuple(state)))
 
 
 def _unary(method: str) -> Op:
@@ -388,6 +416,7 @@ OPS: dict[str, Op] = {
         "F.binary_cross_entropy_with_logits({0}, {1}, reduction={2}, pos_weight={3})",
     ),
     "cell": Op(_cell_step, _show_cell),
+    "scan": Op(_scan, _show_scan),
 }
 
 
@@ -402,7 +431,7 @@ class Outcome:
 
 
 def _execute(L: Any, bufs: list[Any], env: dict[int, Any], modules: list[Any], s: Step) -> tuple[Any, ...]:
-    args = (modules[s.args[0]],) if s.op == "cell" else s.args
+    args = (modules[s.args[0]],) if s.op in ("cell", "scan") else s.args
     out = OPS[s.op].fn(L, bufs, *[env[i] for i in s.inputs], *args)
     return out if isinstance(out, tuple) else (out,)
 
@@ -865,6 +894,23 @@ class Builder:
             state = tuple(self.partner_exact(state_shape) for _ in range(2 if kind == "LSTMCell" else 1))
         self.emit("cell", (x, *state), (k,))
 
+    def scan(self) -> None:
+        """A cell run over a sequence (T, N, D), T >= 4, so that the engine replays its later steps."""
+        kind = self.choice(("RNNCell", "LSTMCell", "GRUCell"))
+        sequences = [i for i, t in self.vals.items() if t.ndim == 3 and t.shape[0] >= 4 and t.shape[2] > 0]
+        if sequences and self.coin():
+            x = self.choice(sequences)
+        else:
+            x = self.leaf((self.integer(4, 6), self.integer(1, 2), self.integer(1, 3)))
+        steps, batch, d = self.vals[x].shape
+        known = [k for k, c in enumerate(self.p.cells) if c.kind == kind and c.input_size == d]
+        k = self.choice(known) if known and self.coin() else self.new_cell(kind, d)
+        state: tuple[int, ...] = ()
+        if self.coin():
+            shape = (batch, self.p.cells[k].hidden_size)
+            state = tuple(self.partner_exact(shape) for _ in range(2 if kind == "LSTMCell" else 1))
+        self.emit("scan", (x, *state), (k,))
+
     def partner_exact(self, shape: tuple[int, ...]) -> int:
         reuse = [i for i, t in self.vals.items() if tuple(t.shape) == shape]
         return self.choice(reuse) if reuse and self.coin() else self.leaf(shape)
@@ -885,7 +931,7 @@ class Builder:
 
     FAMILIES = (
         "unary", "binary", "scalar", "power", "clip", "reduction", "matmul", "affine", "index", "reshape",
-        "join", "split", "where", "softmax", "loss", "cell", "detach",
+        "join", "split", "where", "softmax", "loss", "cell", "scan", "detach",
     )  # fmt: skip
 
     def build(self, max_steps: int) -> Program:
