@@ -47,7 +47,19 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
 
 
 def test_bench_prints_the_table_of_ratios(tmp_path: Path) -> None:
-    result = run("bench", "--configs", "char", "--cells", "rnn", "--runs", "1", "--no-torch", cwd=tmp_path)
+    result = run(
+        "bench",
+        "--configs",
+        "char",
+        "--cells",
+        "rnn",
+        "--runs",
+        "1",
+        "--rounds",
+        "1",
+        "--no-torch",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()[1:3]
     assert "auto/opbyop" in header and row.split()[:2] == ["rnn", "char"]
@@ -62,8 +74,8 @@ def test_bench_times_a_yardstick_file_in_the_same_run(tmp_path: Path) -> None:
         "def step(*arrays):\n    time.sleep(0.001)\n"
         "CELLS = {'rnn': step, 'lstm': step, 'gru': step}\n"
     )
-    result = run("bench", "--configs", "char", "--cells", "lstm", "--runs", "1", "--no-torch",
-                 "--yardstick", "ref.py", cwd=tmp_path)  # fmt: skip
+    options = ["--configs", "char", "--cells", "lstm", "--runs", "1", "--rounds", "1", "--no-torch"]
+    result = run("bench", *options, "--yardstick", "ref.py", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     row = result.stdout.splitlines()[2].split()
     assert float(row[2]) >= 1.0  # the yardstick's millisecond of sleep

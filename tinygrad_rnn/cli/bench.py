@@ -13,7 +13,8 @@ BLAS and PyTorch threads per config: one where the step's products are small, ev
 help (`threads.threads_for`), or `--threads K` for all; the last column says which.
 
 Every implementation is measured in this one process run, so the ratios are fair on a noisy machine:
-warm-up, then the median of several runs, with a pause before each implementation. Peak memory is
+in each of several rounds, every implementation in turn gets a pause, a warm-up and several timed
+runs; the figure is the fastest round's median. Peak memory is
 what tracemalloc sees numpy allocate during one step (PyTorch's allocations are invisible to it, so
 torch has no memory column).
 A second table times your own cell: the peephole LSTM of `nn.examples` (plain Tensor ops) through
@@ -54,24 +55,29 @@ CONFIGS = {
 }
 
 
-def median_seconds(steps: dict[str, Callable[[], object]], runs: int, warmup: int = 3) -> dict[str, float]:
-    """The median time of each step over `runs` runs after `warmup`, one implementation at a time.
+def median_seconds(
+    steps: dict[str, Callable[[], object]], runs: int, rounds: int = 1, warmup: int = 2
+) -> dict[str, float]:
+    """Per step, the fastest of `rounds` medians, each over `runs` runs after `warmup`; a round times
+    every implementation in turn, one at a time, so that a slow spell of this shared machine spoils
+    one round's median rather than one implementation's figure.
 
     A pause comes before each: thread pools (PyTorch's OpenMP, OpenBLAS) keep spinning for a while
     after their last call and would slow down whatever is measured next (measured round-robin, torch
     took twice as long and the small autograd cases 40 % longer).
     """
-    medians = {}
-    for name, step in steps.items():
-        time.sleep(0.5)
-        for _ in range(warmup):
-            step()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-        medians[name] = statistics.median(times)
+    medians: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            time.sleep(0.3)
+            for _ in range(warmup):
+                step()
+            times = []
+            for _ in range(runs):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+            medians[name] = min(medians.get(name, float("inf")), statistics.median(times))
     return medians
 
 
@@ -171,8 +177,12 @@ def add_bench_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("bench", help="time a training step: autograd vs manual vs PyTorch")
     p.add_argument("--configs", default=",".join(CONFIGS), help=f"some of {','.join(CONFIGS)}")
     p.add_argument("--cells", default=",".join(LAYERS), help=f"some of {','.join(LAYERS)}")
+    p.add_argument("--runs", type=positive_int, default=5, help="timed runs per round (the median is kept)")
     p.add_argument(
-        "--runs", type=positive_int, default=5, help="timed runs per measurement (the median is shown)"
+        "--rounds",
+        type=positive_int,
+        default=3,
+        help="rounds over the implementations (the fastest is shown)",
     )
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     p.add_argument(
@@ -217,7 +227,7 @@ def run_bench(args: argparse.Namespace) -> int:
     torch_text = torch.__version__ if torch else ("left out" if args.no_torch else "not installed")
     print(
         f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-        f"torch {torch_text}; milliseconds, the median of {args.runs} runs"
+        f"torch {torch_text}; milliseconds, the fastest of {args.rounds} rounds' medians of {args.runs} runs"
     )
     columns = ["yardstick", "manual", "autograd", "op by op", "torch"]
     header = f"{'cell':<5}{'config':<7}" + "".join(f"{c:>11}" for c in columns)
@@ -232,7 +242,8 @@ def run_bench(args: argparse.Namespace) -> int:
             with blas_threads(args.threads, batch, hidden, 4 * hidden) as threads:
                 if torch is not None:
                     torch.set_num_threads(threads)
-                ms = {name: t * 1e3 for name, t in median_seconds(implementations, runs).items()}
+                timed = median_seconds(implementations, runs, args.rounds)
+                ms = {name: t * 1e3 for name, t in timed.items()}
                 mem = {name: peak_bytes(implementations[name]) / 2**20 for name in ("autograd", "manual")}
             times = "".join(f"{ms[c]:>11.1f}" if c in ms else f"{'-':>11}" for c in columns)
             print(
@@ -249,7 +260,8 @@ def run_bench(args: argparse.Namespace) -> int:
     for config in custom:
         _, batch, _, hidden = CONFIGS[config]
         with blas_threads(args.threads, batch, hidden, 4 * hidden):
-            ms = {name: t * 1e3 for name, t in median_seconds(custom_cell_steps(config), args.runs).items()}
+            timed = median_seconds(custom_cell_steps(config), args.runs, args.rounds)
+            ms = {name: t * 1e3 for name, t in timed.items()}
         print(
             f"{config:<7}{ms['peephole']:>12.1f}{ms['op by op']:>12.1f}{ms['lstm']:>12.1f}"
             f"{ms['peephole'] / ms['lstm']:>15.2f}",
