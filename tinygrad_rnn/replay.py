@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -100,32 +101,49 @@ class Program:
     ) -> None:
         self.signature, self.slots, self.captured, self.ops = signature, slots, captured, ops
         self.external, self.outputs, self.structure = external, outputs, structure
-        # the external slots some op saves for backward: only their in-place changes can matter
-        read = {s for op in ops if op.needs is not None for s in _saved_slots(op) if s < external}
-        self.saved_inputs = tuple(sorted(read))
-        # the backward's loop, precomputed: newest first, the ops that recorded a graph, with what
-        # each gradient they return is checked against (as the engine checks every edge)
-        step_output = {s: i for i, s in enumerate(outputs)}
-        self.backward_plan = [
+
+    # what replaying needs, made once the program is trusted (most recordings are only compared)
+
+    @cached_property
+    def saved_inputs(self) -> tuple[int, ...]:
+        """The external slots some op saves for backward: only their in-place changes can matter."""
+        saved = {s for op in self.ops if op.needs is not None for s in _saved_slots(op)}
+        return tuple(sorted(s for s in saved if s < self.external))
+
+    @cached_property
+    def forward_plan(self) -> list[tuple[Any, ...]]:
+        return [
+            (op.function, op.function.forward, op.inputs, op.options, op.outputs, op.needs) for op in self.ops
+        ]
+
+    @cached_property
+    def backward_plan(self) -> list[tuple[Any, ...]]:
+        """Newest first, the ops that recorded a graph, each with the slots it sends gradients to and
+        what they are checked against (as the engine checks every edge), and the step outputs it made."""
+        step_output = {s: i for i, s in enumerate(self.outputs)}
+        return [
             (
                 k,
                 op.function,
                 op.outputs,
-                [(i, s, slots[s]) for i, s in enumerate(op.inputs) if op.needs[i]],
+                [(i, s, self.slots[s]) for i, s in enumerate(op.inputs) if op.needs[i]],
                 len(op.inputs),
                 [(j, step_output[s]) for j, s in enumerate(op.outputs) if s in step_output],
             )
-            for k, op in reversed(list(enumerate(ops)))
+            for k, op in reversed(list(enumerate(self.ops)))
             if op.needs is not None
         ]
-        self.forward_plan = [
-            (op.function, op.function.forward, op.inputs, op.options, op.outputs, op.needs) for op in ops
-        ]
-        producers = {s: (k, j) for k, op in enumerate(ops) for j, s in enumerate(op.outputs)}
-        self.producer = [producers[s] for s in outputs]  # (op, output) behind each step output
-        self.saved_outputs = frozenset(
-            i for i, (k, _) in enumerate(self.producer) if ops[k].function.saves_output
-        )
+
+    @cached_property
+    def producer(self) -> list[tuple[int, int]]:
+        """(op, output) behind each step output."""
+        made = {s: (k, j) for k, op in enumerate(self.ops) for j, s in enumerate(op.outputs)}
+        return [made[s] for s in self.outputs]
+
+    @cached_property
+    def saved_outputs(self) -> frozenset[int]:
+        """The step outputs that the op making them saves (tanh, sigmoid, exp): their changes matter."""
+        return frozenset(i for i, (k, _) in enumerate(self.producer) if self.ops[k].function.saves_output)
 
     def same_as(self, other: Program) -> bool:
         """Whether two recordings describe the same computation (see the module docstring)."""
