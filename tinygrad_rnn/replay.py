@@ -13,8 +13,9 @@ such a step, `step(*args) -> Tensor or tuple of Tensors`, args being Tensors, tu
 3. A replayed call is one `ReplayedStep` node in the graph. Its forward calls each op's `forward` on
    the arrays directly, without Tensor, Node or scope objects per op; its backward calls the ops'
    `backward` newest first on a flat list of gradients. The ops, their saved arrays and their
-   gradients are those of the eager run, so results agree to the last bit; the engine's checks
-   (gradient shapes and dtypes, in-place changes of what backward reads) stay on.
+   gradients are those of the eager run, so results agree to rounding (bit for bit unless a state
+   feeds several ops of the step, whose gradients are then summed in another order); the engine's
+   checks (gradient shapes and dtypes, in-place changes of what backward reads) stay on.
 
 Pictures and reports see inside: a replayed step's outputs answer `parents` and `op` with the
 recorded ops (`origin`), whose nodes are built only when someone walks there.

@@ -8,7 +8,8 @@ shape of what comes back. A subclass says only how one layer-direction steps (`_
 `LSTM` and `GRU` (rnn.py) run their optimised steps (steps.py).
 
 Every step's ops are recorded under the scope ``<cell>.l<k>[r].t<t>`` (nn/scopes.py), which the
-pictures and the comparison report read.
+pictures and the comparison report read. Steps run through `replay.Replayer`: once recorded, each
+later step of a layer-direction is one replayed node (`replay = False` runs every step op by op).
 """
 
 from __future__ import annotations
