@@ -50,6 +50,7 @@ lint: $(DEV)
 
 bench: $(BASE)
 	$(PY) benchmarks/ops.py
+	$(PY) benchmarks/replay.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
