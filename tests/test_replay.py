@@ -418,3 +418,15 @@ def test_a_replayed_layer_draws_and_keeps_gradients_as_the_eager_one(kind):
 
 def repr_key(entry: tuple) -> str:
     return repr(entry[:4])
+
+
+def test_a_state_made_of_views_runs_op_by_op():
+    def step(x_t, state):
+        h, c = state
+        return tg.cat([x_t + h, c * 0.5], dim=1).tanh().chunk(2, 1)  # (h, c): views of one array
+
+    x = tg.Tensor(np.ones((6, 2, H)), requires_grad=True)
+    replayer, state = Replayer(step), (tg.Tensor(np.ones((2, H))), tg.Tensor(np.ones((2, H))))
+    for x_t in x.unbind(0):
+        state = replayer(x_t, state)
+    assert replayed_steps(state[0]) == 0 and replayer.program is None

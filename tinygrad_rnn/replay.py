@@ -22,10 +22,11 @@ recorded ops (`origin`), whose nodes are built only when someone walks there.
 
 What is never replayed: a step of fewer than `MIN_OPS` ops (nothing to gain), a step whose Python
 reads values (`bool`, `item`, `tolist`, `numpy`), detaches or changes values in place (the tape
-refuses it), returns one of its inputs, or records two differing programs in a row (a random mask
-drawn per step, a Python counter). Such a step runs eagerly every time. A dependence on values that
-does not show in two consecutive steps (reading `.data` directly, say) cannot be seen: give the
-layer `replay=False` for such a cell.
+refuses it), returns one of its inputs or a view (`chunk` pieces as the state share a version counter
+with their base, which a replayed node's outputs would not), or records two differing programs in a
+row (a random mask drawn per step, a Python counter). Such a step runs eagerly every time. A
+dependence on values that does not show in two consecutive steps (reading `.data` directly, say)
+cannot be seen: give the layer `replay=False` for such a cell.
 """
 
 from __future__ import annotations
