@@ -1,7 +1,7 @@
 """The pieces of context every op reads: whether a graph is being recorded, the step scope, and the
 tape a replayed loop records a step on (replay.py).
 
-Both are contextvars, so they restore on exit and stay correct across threads and generators.
+All are contextvars, so they restore on exit and stay correct across threads and generators.
 """
 
 from collections.abc import Iterator
