@@ -168,11 +168,7 @@ class Tiny:
     @staticmethod
     def scan(module: Any, x: Any, hx: Any) -> Any:
         """The cell over x's first axis through the engine's fast path (replay.py), as a layer runs it."""
-        step, outputs = Replayer(module), []
-        for x_t in x.unbind(0):
-            hx = step(x_t, hx)
-            outputs.append(hx[0] if isinstance(hx, tuple) else hx)
-        return tg.stack(outputs)
+        return _loop(Replayer(module), x, hx, tg.stack)
 
     @staticmethod
     def grad(t: Any) -> np.ndarray | None:
@@ -253,11 +249,7 @@ class Torch:
     @staticmethod
     def scan(module: Any, x: Any, hx: Any) -> Any:
         """The cell over x's first axis, step by step."""
-        outputs = []
-        for x_t in x.unbind(0):
-            hx = module(x_t, hx)
-            outputs.append(hx[0] if isinstance(hx, tuple) else hx)
-        return torch.stack(outputs)
+        return _loop(module, x, hx, torch.stack)
 
     @staticmethod
     def grad(t: Any) -> np.ndarray | None:
@@ -323,6 +315,15 @@ def _cell_step(L: Any, B: Any, x: Any, *rest: Any) -> Any:
     *state, module = rest
     hx = None if not state else (state[0] if len(state) == 1 else tuple(state))
     return module(x, hx)
+
+
+def _loop(step: Callable[[Any, Any], Any], x: Any, hx: Any, stack: Callable[[list[Any]], Any]) -> Any:
+    """step(x_t, hx) over x's first axis; the stacked h of every step (h is a state's first part)."""
+    outputs = []
+    for x_t in x.unbind(0):
+        hx = step(x_t, hx)
+        outputs.append(hx[0] if isinstance(hx, tuple) else hx)
+    return stack(outputs)
 
 
 def _show_scan(s: Step) -> str:

@@ -250,8 +250,11 @@ class Branching(nn.Module):
         self.linear = nn.Linear(input_size + hidden_size, hidden_size, dtype=np.float64, rng=0)
         self.hidden_size = hidden_size
 
+    def zeros_if_none(self, x_t: tg.Tensor, h: Any) -> tg.Tensor:
+        return tg.Tensor(np.zeros((x_t.shape[0], self.hidden_size))) if h is None else h
+
     def forward(self, x_t: tg.Tensor, h: Any = None) -> tg.Tensor:
-        h = tg.Tensor(np.zeros((x_t.shape[0], self.hidden_size))) if h is None else h
+        h = self.zeros_if_none(x_t, h)
         a = self.linear(tg.cat([x_t, h], dim=1))
         return a.tanh() if float(h.sum()) >= 0 else a.sigmoid()
 
@@ -264,7 +267,7 @@ class DropoutInside(Branching):
         self.rng = rng
 
     def forward(self, x_t: tg.Tensor, h: Any = None) -> tg.Tensor:
-        h = tg.Tensor(np.zeros((x_t.shape[0], self.hidden_size))) if h is None else h
+        h = self.zeros_if_none(x_t, h)
         return F.dropout(self.linear(tg.cat([x_t, h], dim=1)), 0.5, rng=self.rng).tanh()
 
 
@@ -272,7 +275,7 @@ class Counting(Branching):
     """Decays its input by a factor that changes with a Python counter."""
 
     def forward(self, x_t: tg.Tensor, h: Any = None) -> tg.Tensor:
-        h = tg.Tensor(np.zeros((x_t.shape[0], self.hidden_size))) if h is None else h
+        h = self.zeros_if_none(x_t, h)
         self.calls = getattr(self, "calls", 0) + 1
         return (self.linear(tg.cat([x_t, h], dim=1)) * 0.9**self.calls).tanh()
 
@@ -281,7 +284,7 @@ class Detaching(Branching):
     """Stops the gradient through h every step (truncation inside the cell)."""
 
     def forward(self, x_t: tg.Tensor, h: Any = None) -> tg.Tensor:
-        h = tg.Tensor(np.zeros((x_t.shape[0], self.hidden_size))) if h is None else h.detach()
+        h = self.zeros_if_none(x_t, None if h is None else h.detach())
         return self.linear(tg.cat([x_t, h], dim=1)).tanh()
 
 

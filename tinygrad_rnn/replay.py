@@ -48,7 +48,6 @@ from .tensor import (
     _add_grad,
     _checked_grad,
     _creation_order,
-    _store_grad,
     _value,
     _versions,
 )
@@ -111,12 +110,6 @@ class Program:
         """The external slots some op saves for backward: only their in-place changes can matter."""
         saved = {s for op in self.ops if op.needs is not None for s in _saved_slots(op)}
         return tuple(sorted(s for s in saved if s < self.external))
-
-    @cached_property
-    def forward_plan(self) -> list[tuple[Any, ...]]:
-        return [
-            (op.function, op.function.forward, op.inputs, op.options, op.outputs, op.needs) for op in self.ops
-        ]
 
     @cached_property
     def backward_plan(self) -> list[tuple[Any, ...]]:
@@ -241,15 +234,15 @@ class ReplayedStep(Function):
         values: list[Any] = arrays + [None] * (len(program.slots) - len(arrays))
         inner = []
         ndarray = np.ndarray
-        for function, forward, inputs, options, outputs, needs in program.forward_plan:
+        for function, inputs, options, outputs, needs in program.ops:
             c = function.__new__(function)
             c.needs_input_grad = needs
-            out = forward(c, *[values[s] for s in inputs], **options)
-            if len(outputs) == 1 and not function.multi_output:
-                values[outputs[0]] = out if type(out) is ndarray else np.asarray(out)
-            else:
+            out = function.forward(c, *[values[s] for s in inputs], **options)
+            if function.multi_output:
                 for s, o in zip(outputs, out, strict=True):
                     values[s] = o if type(o) is ndarray else np.asarray(o)
+            else:
+                values[outputs[0]] = out if type(out) is ndarray else np.asarray(out)
             inner.append(c)
         self.inner = inner
         return [values[s] for s in program.outputs]
@@ -279,10 +272,10 @@ class ReplayedStep(Function):
             if c.retained is not None:
                 c.store_retained(grads_out)
             if ctx.retained is not None and step_outputs:  # complete now: uses inside the step are in
+                complete = [None] * len(program.outputs)
                 for j, i in step_outputs:
-                    for node in ctx.retained:
-                        if node._index == i and grads_out[j] is not None:
-                            _store_grad(node, grads_out[j], owned=False)
+                    complete[i] = _value(grads_out[j])
+                Function.store_retained(ctx, complete)
             grads_in = function.backward(c, *grads_out)
             if len(grads_in) != n_inputs:
                 raise RuntimeError(

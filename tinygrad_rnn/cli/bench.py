@@ -90,35 +90,38 @@ def peak_bytes(step: Callable[[], object]) -> int:
         tracemalloc.stop()
 
 
+def training_step(model: Any, x: Tensor, g: np.ndarray, replay: bool) -> Callable[[], None]:
+    """One autograd training step as a PyTorch user writes it: `optimizer.zero_grad()` (its default
+    frees the gradients), forward, and backward of Σ out ⊙ G; the steps replayed or run op by op."""
+    optimizer = optim.SGD(model.parameters(), lr=0.0)
+
+    def step() -> None:
+        model.replay = replay
+        optimizer.zero_grad()
+        output, _ = model(x)
+        output.backward(g)  # the gradient of Σ out ⊙ G
+
+    return step
+
+
 def steps_for(cell: str, config: str, torch_module: Any, yardstick: Any) -> dict[str, Callable[[], object]]:
-    """The implementations of one training step, sharing weights, input and G: the autograd layer as a
-    PyTorch user trains it (`opt.zero_grad()`, its default frees the gradients), the same with every
-    step run op by op (`replay = False`), manual, and PyTorch and the yardstick when given."""
+    """The implementations of one training step, sharing weights, input and G: the autograd layer
+    (`training_step`) replayed and op by op, manual, and PyTorch and the yardstick when given."""
     steps, batch, width, hidden = CONFIGS[config]
     rng = np.random.default_rng(0)
     model = LAYERS[cell](width, hidden, rng=rng)
-    optimizer = optim.SGD(model.parameters(), lr=0.0)
     x = rng.standard_normal((steps, batch, width)).astype(np.float32)
     g = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
     params, options = manual.from_module(model)
     x_tensor = Tensor(x)
-
-    def autograd_step(replay: bool) -> Callable[[], None]:
-        def step() -> None:
-            model.replay = replay
-            optimizer.zero_grad()
-            output, _ = model(x_tensor)
-            output.backward(g)  # the gradient of Σ out ⊙ G
-
-        return step
 
     def manual_step() -> None:
         output, _, cache = manual.recurrent_forward(x=x, params=params, **options)
         manual.recurrent_backward(g, None, cache)
 
     implementations = {
-        "autograd": autograd_step(True),
-        "op by op": autograd_step(False),
+        "autograd": training_step(model, x_tensor, g, replay=True),
+        "op by op": training_step(model, x_tensor, g, replay=False),
         "manual": manual_step,
     }
     if yardstick is not None:
@@ -153,22 +156,10 @@ def custom_cell_steps(config: str) -> dict[str, Callable[[], object]]:
     g = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
     peephole = Recurrent(PeepholeLSTMCell, width, hidden, rng=0)
     lstm = LAYERS["lstm"](width, hidden, rng=0)
-
-    def step_of(model: Any, replay: bool) -> Callable[[], None]:
-        optimizer = optim.SGD(model.parameters(), lr=0.0)
-
-        def step() -> None:
-            model.replay = replay
-            optimizer.zero_grad()
-            output, _ = model(x)
-            output.backward(g)
-
-        return step
-
     return {
-        "peephole": step_of(peephole, True),
-        "op by op": step_of(peephole, False),
-        "lstm": step_of(lstm, True),
+        "peephole": training_step(peephole, x, g, replay=True),
+        "op by op": training_step(peephole, x, g, replay=False),
+        "lstm": training_step(lstm, x, g, replay=True),
     }
 
 
