@@ -21,16 +21,18 @@ import ctypes.util
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameters (malloc.h)
 M_MMAP_THRESHOLD = -3
+MAX_TRIM_MB = (2**31 - 1) // 2**20  # mallopt takes a C int of bytes: 2047 MB at most
 
 
 def keep_freed_memory(trim_mb: int = 256, mmap_mb: int = 32) -> bool:
     """Keep up to `trim_mb` MB of freed heap, and take arrays below `mmap_mb` MB from the heap.
 
     Returns whether the C library took the setting (False where it is not glibc)."""
-    if not (isinstance(trim_mb, int) and isinstance(mmap_mb, int)) or trim_mb < 0 or not 0 < mmap_mb <= 32:
+    numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (trim_mb, mmap_mb))
+    if not numbers or not 0 <= trim_mb <= MAX_TRIM_MB or not 0 < mmap_mb <= 32:
         raise ValueError(
-            f"keep_freed_memory: expected trim_mb >= 0 and mmap_mb in 1..32 (glibc's limit), "
-            f"got {trim_mb!r} and {mmap_mb!r}"
+            f"keep_freed_memory: expected trim_mb in 0..{MAX_TRIM_MB} (mallopt takes a C int of bytes) "
+            f"and mmap_mb in 1..32 (glibc's limit), got {trim_mb!r} and {mmap_mb!r}"
         )
     name = ctypes.util.find_library("c")
     try:

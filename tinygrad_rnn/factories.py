@@ -1,9 +1,14 @@
-"""Ways to make a tensor: zeros, ones, randn, rand, zeros_like, arange, eye (as torch)."""
+"""Ways to make a tensor: zeros, ones, randn, rand, zeros_like, arange, eye (as torch).
+
+Inside a step being recorded for replay, a tensor filled from Python numbers (zeros, ones, arange,
+eye) is a constant compared by value; a random draw keeps the step op by op (replay.py).
+"""
 
 from typing import Any
 
 import numpy as np
 
+from .context import not_replayable
 from .tensor import DEFAULT_FLOAT, Tensor
 
 
@@ -14,7 +19,16 @@ def _shape(shape: tuple[Any, ...]) -> tuple[int, ...]:
 
 
 def _make(array: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:
-    return Tensor(array, requires_grad=requires_grad, dtype=array.dtype, name=name)
+    """A leaf owning `array` (made here from Python numbers, so no copy)."""
+    t = Tensor._make(array, False, None, 0, None)
+    t.requires_grad_(requires_grad)
+    t.name = name
+    return t
+
+
+def _drawn(array: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:
+    not_replayable("a random tensor was drawn")
+    return _make(array, requires_grad, name)
 
 
 def zeros(*shape: Any, dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> Tensor:
@@ -48,7 +62,7 @@ def randn(
 ) -> Tensor:
     """Standard normal samples from `rng` (a Generator or a seed; no global random state)."""
     array = generator(rng).standard_normal(_shape(shape)).astype(dtype or DEFAULT_FLOAT)
-    return _make(array, requires_grad, name)
+    return _drawn(array, requires_grad, name)
 
 
 def rand(
@@ -60,7 +74,7 @@ def rand(
 ) -> Tensor:
     """Uniform samples in [0, 1) from `rng` (a Generator or a seed)."""
     array = generator(rng).random(_shape(shape)).astype(dtype or DEFAULT_FLOAT)
-    return _make(array, requires_grad, name)
+    return _drawn(array, requires_grad, name)
 
 
 def arange(

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .tensor import Tensor, tensors_of
+from .tensor import Tensor, _constant, tensors_of
 
 
 def _common_float(op: str, tensors: list[Tensor]) -> None:
@@ -63,7 +63,7 @@ def addmm(input: Tensor, mat1: Tensor, mat2: Tensor) -> Tensor:
     if not _broadcasts_to(input.shape, product):
         raise ValueError(f"addmm: input of shape {input.shape} does not broadcast to the product's {product}")
     # the same op as linear, with mat2 as Wᵀ (mat2 itself is the C-ordered Wᵀ the forward multiplies by)
-    return ops.Linear.apply(mat1, mat2.T, input, weight_t=mat2.data)
+    return ops.Linear.apply(mat1, mat2.T, input, weight_t=mat2._data)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None, *, weight_t: Any = None) -> Tensor:
@@ -106,10 +106,10 @@ def lerp(input: Tensor, end: Any, weight: Any) -> Tensor:
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """a where condition holds, else b (broadcast); the gradient flows to the branch taken."""
-    cond = np.asarray(condition.data if isinstance(condition, Tensor) else condition)
+    cond = condition if isinstance(condition, Tensor) else _constant(np.asarray(condition), None)
     if cond.dtype != np.bool_:
         raise TypeError(f"where: the condition must be boolean, got dtype {cond.dtype}")
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError("where: at least one of a and b must be a Tensor")
     first = a if isinstance(a, Tensor) else b
-    return ops.Where.apply(*_same_dtype("where", first, (a, b))[1:], cond=cond)
+    return ops.Where.apply(*_same_dtype("where", first, (a, b))[1:], cond)

@@ -417,8 +417,9 @@ class Lerp(Function):
 
 
 class Where(Function):
-    """y = a where cond else b; the gradient goes to the branch that was taken. The condition is
-    copied: the caller may refill its mask before backward."""
+    """y = a where cond else b; the gradient goes to the branch that was taken. The condition is an
+    input (a replayed step computes its mask afresh) and is copied: the caller may refill its mask
+    before backward."""
 
     saved_inputs = ()
 
@@ -436,7 +437,30 @@ class Where(Function):
         zero = np.zeros((), dtype=grad.dtype)
         da = unbroadcast(np.where(cond, grad, zero), sa) if ctx.needs_input_grad[0] else None
         db = unbroadcast(np.where(cond, zero, grad), sb) if ctx.needs_input_grad[1] else None
-        return da, db
+        return da, db, None
+
+
+class Compare(Function):
+    """mask = ufunc(a, b) for a comparison ufunc (np.less, np.equal, ...): boolean, without a gradient,
+    but recorded like any op, so that a replayed step compares its own values."""
+
+    differentiable = False
+    saved_inputs = ()
+
+    @staticmethod
+    def forward(ctx, a, b, ufunc):
+        return ufunc(a, b)
+
+
+class ArgMax(Function):
+    """Indices of the maxima along `axis` (int64, without a gradient), recorded like a comparison."""
+
+    differentiable = False
+    saved_inputs = ()
+
+    @staticmethod
+    def forward(ctx, x, axis):
+        return np.argmax(x, axis=axis)
 
 
 class Cast(Function):

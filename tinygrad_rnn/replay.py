@@ -53,6 +53,7 @@ from .tensor import (
 )
 
 Step = Callable[..., Any]
+PythonState = Callable[[], dict[str, Any]]  # a snapshot of the Python state a step could change
 # A step of fewer ops runs eagerly: replaying one product and one tanh (the RNN's step) costs about
 # what it saves, as the per-step bookkeeping of a replayed node outweighs two ops' (measured: 1.3x)
 MIN_OPS = 3
@@ -161,7 +162,7 @@ class Program:
     def run(self, inputs: list[Tensor]) -> Any:
         """Replay on new inputs: the step's result, made by one ReplayedStep node."""
         tensors = inputs + self.captured
-        arrays = [t.data for t in tensors]
+        arrays = [t._data for t in tensors]
         ctx = ReplayedStep.__new__(ReplayedStep)
         ctx.program = self
         out = ctx.forward_ops(arrays)
@@ -337,7 +338,7 @@ def _same_tensor(a: Tensor, b: Tensor) -> bool:
         and not b.requires_grad
         and a.dtype == b.dtype
         and a.shape == b.shape
-        and np.array_equal(a.data, b.data)
+        and np.array_equal(a._data, b._data)
     )
 
 
@@ -376,18 +377,32 @@ def _flatten(args: tuple[Any, ...]) -> tuple[list[Tensor], tuple[Any, ...]] | No
 
 
 def _record(
-    step: Step, args: tuple[Any, ...], inputs: list[Tensor], signature: Any
-) -> tuple[Any, Program | None]:
-    """Run the step eagerly on a tape: its result, and the program (None when it cannot be replayed)."""
+    step: Step, args: tuple[Any, ...], inputs: list[Tensor], signature: Any, python_state: PythonState | None
+) -> tuple[Any, Program | None, str | None]:
+    """Run the step eagerly on a tape: its result, the program (None when it cannot be replayed) and
+    why it cannot (None when it can, or when the step gave no state: the layer reports that)."""
     tape = Tape()
+    before = python_state() if python_state is not None else None
     token = current_tape.set(tape)
     try:
         result = step(*args)
     finally:
         current_tape.reset(token)
+    if tape.refused is None and python_state is not None:
+        changed = _first_difference(before, python_state())
+        if changed is not None:
+            tape.refused = f"the step changed the cell's Python state ({changed})"
     if tape.refused is not None:
-        return result, None
-    return result, _program(tape, inputs, result, signature)
+        return result, None, tape.refused
+    return result, _program(tape, inputs, result, signature), None
+
+
+def _first_difference(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """The first entry of two snapshots of Python state that differs (None if none does)."""
+    for key in before.keys() | after.keys():
+        if key not in before or key not in after or not _same_value(before[key], after[key]):
+            return key
+    return None
 
 
 def _program(tape: Tape, inputs: list[Tensor], result: Any, signature: Any) -> Program | None:
@@ -437,13 +452,27 @@ def _program(tape: Tape, inputs: list[Tensor], result: Any, signature: Any) -> P
 
 class Replayer:
     """`Replayer(step)(*args)` gives `step(*args)`, replaying the step once two consecutive calls
-    with the same signature recorded the same program (see the module docstring)."""
+    with the same signature recorded the same program (see the module docstring).
 
-    def __init__(self, step: Step) -> None:
+    `python_state()`, if given, snapshots the Python state the step may change (the cell modules'
+    attributes, their generators): a recording that changes it is refused. A refused signature runs
+    eagerly from then on, and each later call with it reports `refused(reason)` (a step recorded once
+    and never again, as the first step of a sequence, loses nothing and says nothing).
+    """
+
+    def __init__(
+        self,
+        step: Step,
+        python_state: PythonState | None = None,
+        refused: Callable[[str], None] | None = None,
+    ) -> None:
         self.step = step
+        self.python_state = python_state
+        self.refused = refused
         self.program: Program | None = None
         self.candidate: Program | None = None
-        self.eager = False  # set for a step too short to gain from replay
+        self.refusals: dict[Any, str] = {}  # signature -> why its recording was refused
+        self.eager = False  # a step too short to gain from replay
 
     def __call__(self, *args: Any) -> Any:
         if self.eager:
@@ -455,12 +484,20 @@ class Replayer:
         signature = (
             structure,
             grad_enabled.get(),
-            tuple([(t.data.shape, t.data.dtype, t.node.requires_grad) for t in inputs]),
+            tuple([(t._data.shape, t._data.dtype, t.node.requires_grad) for t in inputs]),
         )
         program = self.program
         if program is not None and program.signature == signature:
             return program.run(inputs)
-        result, recorded = _record(self.step, args, inputs, signature)
+        if signature in self.refusals:
+            if self.refused is not None:
+                self.refused(self.refusals[signature])
+            return self.step(*args)
+        result, recorded, reason = _record(self.step, args, inputs, signature, self.python_state)
+        if reason is not None:
+            self.refusals[signature] = reason
+            self.candidate = None
+            return result
         if recorded is not None and self.candidate is not None and self.candidate.same_as(recorded):
             self.program = recorded
             self.eager = len(recorded.ops) < MIN_OPS

@@ -43,6 +43,7 @@ class Function:
 
     __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "versions", "__dict__")
     multi_output = False
+    differentiable = True  # False: the outputs carry no gradient (comparisons, argmax), none is recorded
     view = False
     saves_output = False  # set by ops that save their own output: backward checks its version too
     saved_inputs: tuple[int, ...] | None = None  # the inputs backward reads; None: all of them
@@ -84,7 +85,7 @@ class Function:
     def apply(cls, *inputs: Tensor, **options: Any) -> Any:
         ctx = cls.__new__(cls)
         try:
-            out = cls.forward(ctx, *[t.data for t in inputs], **options)
+            out = cls.forward(ctx, *[t._data for t in inputs], **options)
         except (ValueError, IndexError, TypeError) as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise type(error)(f"{cls.__name__.lower()}: {error} (input shapes: {shapes})") from error
@@ -96,7 +97,7 @@ class Function:
             _shared_version(inputs[0], out[0] if cls.multi_output and out else out) if cls.view else None
         )
         record = False
-        if grad_enabled.get():
+        if cls.differentiable and grad_enabled.get():
             nodes = tuple([t.node for t in inputs])
             needs = tuple([n.requires_grad for n in nodes])
             record = True in needs
@@ -139,7 +140,7 @@ def _shared_version(source: Tensor, out: Any) -> list[int] | None:
     the array owning the memory as its `base`), else None: a copy gets a counter of its own."""
     if type(out) is not np.ndarray or out.base is None:
         return None
-    data = source.data
+    data = source._data
     return source.node.own_counter() if out.base is (data if data.base is None else data.base) else None
 
 
@@ -158,6 +159,8 @@ def _to_array(data: Any, dtype: np.dtype | None) -> np.ndarray:
     """Copy `data` into a fresh ndarray: floats default to float32, float ndarrays keep their dtype."""
     if isinstance(data, Tensor):
         data = data.data
+    if isinstance(data, np.ndarray):
+        not_replayable("a Tensor was made from an array inside the step")
     if dtype is not None:
         return np.array(data, dtype=dtype)
     array = np.array(data)
@@ -209,6 +212,11 @@ class Node:
         # a leaf's one number (a constant like the 1 in 1 - z) stays readable for pictures
         self.value = data if ctx is None and data.size == 1 else None
 
+    def describe(self, data: np.ndarray) -> None:
+        """The tensor's values were replaced (`Tensor.data = ...`): shape, dtype and value follow them."""
+        self.shape, self.dtype = data.shape, data.dtype
+        self.value = data if self._ctx is None and data.size == 1 else None
+
     @property
     def parents(self) -> tuple[Node, ...]:
         """The nodes of the tensors this one was computed from (empty for a leaf)."""
@@ -253,6 +261,7 @@ class Node:
         """Keep `.grad` on this intermediate after backward (leaves keep it anyway)."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: this tensor does not require grad")
+        not_replayable("retain_grad() asked for an inner gradient")
         ctx = self._ctx
         if ctx is None:
             return
@@ -276,7 +285,7 @@ class Tensor:
     place in the graph (`node`).
     """
 
-    __slots__ = ("data", "node")
+    __slots__ = ("_data", "node")
     __array_ufunc__ = None  # make numpy defer to the reflected operators: np.float32(2) * t -> t.__rmul__
 
     def __init__(
@@ -285,7 +294,7 @@ class Tensor:
         array = _to_array(data, _as_dtype(dtype))
         if requires_grad and array.dtype not in FLOAT_DTYPES:
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype {array.dtype}")
-        self.data = array
+        self._data = array
         self.node = Node(None, 0, array, bool(requires_grad), None)
         self.node.name = name
 
@@ -300,7 +309,7 @@ class Tensor:
         counter: list[int] | None = None,
     ) -> Tensor:
         t = object.__new__(cls)
-        t.data = data
+        t._data = data
         t.node = Node(ctx, index, data, requires_grad, scope, counter)
         return t
 
@@ -367,37 +376,52 @@ class Tensor:
         return self.node._ctx is None
 
     @property
+    def data(self) -> np.ndarray:
+        """The values. Read inside a step being recorded for replay, they keep that step op by op:
+        Python may take another path at another step (replay.py)."""
+        if current_tape.get() is not None:
+            not_replayable(".data read the values")
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        """New values, possibly of another shape or dtype (`Module.to`): the node describes them too."""
+        array = value if isinstance(value, np.ndarray) else np.asarray(value)
+        self._data = array
+        self.node.describe(array)
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     def numel(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def dim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     def __iter__(self) -> Iterator[Tensor]:
         return (self[i] for i in range(len(self)))
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
+        body = np.array2string(self._data, precision=4, separator=", ", prefix="Tensor(")
         extras = [f"dtype={self.dtype}"]
         if self._ctx is not None:
             extras.append(f"op={self.op}")
@@ -413,19 +437,19 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         not_replayable("numpy() read the values")
-        return self.data
+        return self._data
 
     def item(self) -> float | int | bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
                 f"item: only a tensor with one element converts to a number, got shape {self.shape}"
             )
         not_replayable("item() read a value")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
         not_replayable("tolist() read the values")
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -434,16 +458,16 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous")
         not_replayable("bool() read a value")
-        return bool(self.data)
+        return bool(self._data)
 
     def detach(self) -> Tensor:
         """The same values (the same memory and version counter, as torch), cut from the graph: no
         gradient flows back through the result."""
         not_replayable("detach() cut the graph")
-        t = Tensor._make(self.data, False, None, 0, self.scope, self.node.own_counter())
+        t = Tensor._make(self._data, False, None, 0, self.scope, self.node.own_counter())
         t.node.name = self.name
         t.node.detached = self._ctx is not None or self.requires_grad
         return t
@@ -482,7 +506,7 @@ class Tensor:
                 "collect the per-step results in a list and combine them with tinygrad_rnn.stack(...) "
                 "or tinygrad_rnn.cat(...)"
             )
-        self.data[_raw_index(index)] = value.data if isinstance(value, Tensor) else value
+        self._data[_raw_index(index)] = value._data if isinstance(value, Tensor) else value
         self.data_changed()
 
     # --- arithmetic ------------------------------------------------------------------------------
@@ -493,7 +517,7 @@ class Tensor:
         or an array never changes a float tensor's dtype; mixing float32 and float64 Tensors is an
         error (no silent up-casting)."""
         if isinstance(other, Tensor):
-            mine, theirs = self.data.dtype, other.data.dtype
+            mine, theirs = self._data.dtype, other._data.dtype
             if theirs is mine:  # the common case, first and cheap
                 return self, other
             if mine.kind == "f" and theirs.kind == "f" and mine != theirs:
@@ -501,20 +525,20 @@ class Tensor:
                     f"{op}: dtype mismatch, {mine} and {theirs}; convert one explicitly "
                     "(.float() or .double())"
                 )
-            if mine.kind == "f" and theirs.kind != "f":
-                return self, _constant(other.data, mine)
+            if mine.kind == "f" and theirs.kind != "f":  # a recorded cast: replay sees the values change
+                return self, ops.Cast.apply(other, dtype=mine)
             if theirs.kind == "f" and mine.kind != "f":
-                return _constant(self.data, theirs), other
+                return ops.Cast.apply(self, dtype=theirs), other
             return self, other
         if not isinstance(other, np.ndarray | float | int | bool | np.number | np.bool_):
             raise TypeError(f"{op}: unsupported operand of type {type(other).__name__}")
-        mine = self.data.dtype
+        mine = self._data.dtype
         if mine.kind == "f":
             return self, _constant(other, mine)
         value = np.asarray(other)
         if value.dtype.kind == "f":
             dtype = value.dtype if isinstance(other, np.ndarray) else DEFAULT_FLOAT
-            return _constant(self.data, dtype), _constant(value, dtype)
+            return ops.Cast.apply(self, dtype=dtype), _constant(value, dtype)
         if value.dtype.kind in "iu" and mine.kind in "iu" and not isinstance(other, np.ndarray):
             return self, _constant(value, mine)  # a Python int keeps the tensor's integer type
         return self, _constant(value, None)
@@ -615,27 +639,31 @@ class Tensor:
     def pow(self, exponent: Any) -> Tensor:
         return self**exponent
 
-    # comparisons give boolean tensors outside the graph (masks for where); == and != too, as torch,
-    # so a Tensor hashes by identity (a dict key or set member is the object, not its values)
+    # comparisons give boolean masks (for where) through a recorded op without a gradient, so a
+    # replayed step computes its masks afresh; == and != too, as torch, so a Tensor hashes by
+    # identity (a dict key or set member is the object, not its values)
     __hash__ = object.__hash__
 
+    def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
+        return ops.Compare.apply(self, other if isinstance(other, Tensor) else _constant(other, None), ufunc=ufunc)
+
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor._make(np.asarray(self.data == _raw(other)), False, None, 0, None)
+        return self._compare(other, np.equal)
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor._make(np.asarray(self.data != _raw(other)), False, None, 0, None)
+        return self._compare(other, np.not_equal)
 
     def __lt__(self, other: Any) -> Tensor:
-        return Tensor._make(np.asarray(self.data < _raw(other)), False, None, 0, None)
+        return self._compare(other, np.less)
 
     def __le__(self, other: Any) -> Tensor:
-        return Tensor._make(np.asarray(self.data <= _raw(other)), False, None, 0, None)
+        return self._compare(other, np.less_equal)
 
     def __gt__(self, other: Any) -> Tensor:
-        return Tensor._make(np.asarray(self.data > _raw(other)), False, None, 0, None)
+        return self._compare(other, np.greater)
 
     def __ge__(self, other: Any) -> Tensor:
-        return Tensor._make(np.asarray(self.data >= _raw(other)), False, None, 0, None)
+        return self._compare(other, np.greater_equal)
 
     # --- elementwise functions -------------------------------------------------------------------
 
@@ -735,7 +763,7 @@ class Tensor:
         return (centered * centered).sum(axis, keepdims) / count
 
     def argmax(self, axis: int | None = None) -> Tensor:
-        return Tensor._make(np.argmax(self.data, axis=axis), False, None, 0, None)
+        return ops.ArgMax.apply(self, axis=axis)
 
     def _reduction_axes(
         self, op: str, axis: Any, keepdims: bool, dim: Any, keepdim: bool | None
@@ -759,7 +787,7 @@ class Tensor:
         return ops.LogSoftmax.apply(self, axis=self._one_axis("log_softmax", axis if dim is None else dim))
 
     def _one_axis(self, op: str, axis: int) -> int:
-        ndim = self.data.ndim or 1
+        ndim = self._data.ndim or 1
         if type(axis) is int and 0 <= axis < ndim:  # the common case, checked cheaply
             return axis
         if not isinstance(axis, int | np.integer) or not -ndim <= axis < ndim:
@@ -835,7 +863,7 @@ class Tensor:
     ) -> tuple[Tensor, ...]:
         """Pieces of `split_size` along `axis` (the last may be smaller), or of the listed sizes."""
         axis = self._one_axis("split", axis if dim is None else dim)
-        length = self.data.shape[axis]
+        length = self._data.shape[axis]
         if isinstance(split_size_or_sections, int | np.integer):
             step = int(split_size_or_sections)
             if step <= 0:
@@ -855,7 +883,7 @@ class Tensor:
         if chunks <= 0:
             raise ValueError(f"chunk: chunks must be positive, got {chunks}")
         axis = self._one_axis("chunk", axis if dim is None else dim)
-        length = self.data.shape[axis]
+        length = self._data.shape[axis]
         return self.split(-(-length // chunks) if length else [0] * chunks, axis)  # empty: `chunks` pieces
 
     def unbind(self, axis: int = 0, *, dim: int | None = None) -> tuple[Tensor, ...]:
@@ -864,7 +892,7 @@ class Tensor:
 
     def contiguous(self) -> Tensor:
         """This tensor as a C-ordered array (a copy only when it is not one): fast for matmul."""
-        return self if self.data.flags.c_contiguous else ops.Contiguous.apply(self)
+        return self if self._data.flags.c_contiguous else ops.Contiguous.apply(self)
 
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
         """Constant padding, numpy style: ((before, after), ...) per axis, or one pair for all axes."""
@@ -880,15 +908,14 @@ class Tensor:
         backward(self, grad, retain_graph)
 
 
-def _raw(value: Any) -> Any:
-    return value.data if isinstance(value, Tensor) else value
-
-
 def _constant(value: Any, dtype: np.dtype | None) -> Tensor:
     """A constant operand: an ndarray is copied (an op may keep it for backward, and the caller may
-    refill it), a scalar becomes a 0-d array."""
-    array = np.array(value, dtype=dtype) if isinstance(value, np.ndarray) else np.asarray(value, dtype=dtype)
-    return Tensor._make(array, False, None, 0, None)
+    refill it), a scalar becomes a 0-d array. An array brought into a step being recorded keeps that
+    step op by op: its values come from outside the recorded ops, a number is compared by value."""
+    if isinstance(value, np.ndarray):
+        not_replayable("an array made outside the recorded ops was used")
+        return Tensor._make(np.array(value, dtype=dtype), False, None, 0, None)
+    return Tensor._make(np.asarray(value, dtype=dtype), False, None, 0, None)
 
 
 def _reshaped(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...]:
@@ -907,7 +934,7 @@ def _reshaped(shape: tuple[int, ...], target: tuple[int, ...]) -> tuple[int, ...
 
 
 def _raw_index(index: Any) -> Any:
-    """Turn Tensors inside an index into ndarrays."""
+    """Turn Tensors inside an index into ndarrays (reading their values: `.data`)."""
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, tuple):
@@ -948,13 +975,13 @@ def _seed(root: Tensor, grad: Any) -> np.ndarray:
             "it was computed under no_grad(), or it was detached)"
         )
     if grad is None:
-        if root.data.size != 1:
+        if root._data.size != 1:
             raise ValueError(
                 f"backward: a tensor of shape {root.shape} is not a scalar; pass grad= of that shape "
                 "(the gradient of the final loss with respect to it)"
             )
         return np.ones(root.shape, dtype=root.dtype)
-    seed = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+    seed = grad._data if isinstance(grad, Tensor) else np.asarray(grad)
     if seed.shape != root.shape:
         raise ValueError(f"backward: grad has shape {seed.shape}, expected {root.shape} (the tensor's shape)")
     if seed.dtype != root.dtype:
@@ -1054,7 +1081,7 @@ def _store_grad(node: Node, g: np.ndarray, owned: bool) -> None:
     if node.grad is None:
         node.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
     else:
-        node.grad.data += g  # accumulate in place, as torch: no new buffer for every backward
+        node.grad._data += g  # accumulate in place, as torch: no new buffer for every backward
 
 
 def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:

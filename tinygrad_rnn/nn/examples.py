@@ -24,6 +24,8 @@ from .module import Module, Parameter
 class PeepholeLSTMCell(Module):
     """weight_ih (4H, D), weight_hh (4H, H), bias (4H,) in i|f|g|o order; peep_i, peep_f, peep_o (H,)."""
 
+    pure = True  # its step reads no values and keeps no Python state: nn.Recurrent may replay it
+
     def __init__(
         self,
         input_size: int,
@@ -42,10 +44,12 @@ class PeepholeLSTMCell(Module):
         self.peep_f = uniform(rng, bound, (hidden_size,), dtype)
         self.peep_o = uniform(rng, bound, (hidden_size,), dtype)
 
+    def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """(h_0, c_0) = zeros (N, H): what the layer starts each sequence from without hx."""
+        return (zeros(batch_size, self.hidden_size, dtype=self.weight_ih.dtype),) * 2
+
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        if state is None:
-            state = (zeros(x.shape[0], self.hidden_size, dtype=x.dtype),) * 2
-        h, c = state
+        h, c = self.initial_state(x.shape[0]) if state is None else state
         i, f, g, o = (x @ self.weight_ih.T + h @ self.weight_hh.T + self.bias).chunk(4, 1)
         i = (i + self.peep_i * c).sigmoid()
         f = (f + self.peep_f * c).sigmoid()
@@ -56,6 +60,8 @@ class PeepholeLSTMCell(Module):
 
 class IndRNNCell(Module):
     """weight_ih (H, D), bias (H,), weight_hh (H,): each unit sees only its own past."""
+
+    pure = True
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import DTypeError
 from ..tensor import Tensor
 
 
@@ -92,6 +93,7 @@ class Optimizer:
                         f"{type(self).__name__}.step: parameter {i} of its group has shape {p.shape}, "
                         f"its grad {p.grad.shape}; nothing was updated"
                     )
+                self._check_state_dtype(i, p)
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -105,6 +107,18 @@ class Optimizer:
                 self.update(p.data, grad, self.state.setdefault(id(p), {}), group)
                 p.data_changed()
         return loss
+
+    def _check_state_dtype(self, i: int, p: Tensor) -> None:
+        """Refuse a buffer whose dtype is no longer the parameter's (a model converted after the
+        optimizer took a step): mixing them would silently compute in the wrong precision."""
+        for key, value in self.state.get(id(p), {}).items():
+            if isinstance(value, np.ndarray) and value.dtype != p.dtype:
+                raise DTypeError(
+                    f"{type(self).__name__}.step: its state {key!r} of parameter {i} of its group is "
+                    f"{value.dtype} but the parameter is {p.dtype} (was the model converted after the "
+                    "optimizer was made?); make the optimizer again, or load its state_dict, which "
+                    "converts the state to the parameters' dtype; nothing was updated"
+                )
 
     def update(
         self, param: np.ndarray, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]

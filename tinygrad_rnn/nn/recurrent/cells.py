@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ShapeError
-from ...factories import generator
+from ...factories import generator, zeros
 from ...tensor import Tensor
 from ..init import float_dtype, uniform
 from ..module import Module
@@ -22,6 +22,8 @@ from .steps import GRUStep, LSTMStep, RNNStep
 
 class RNNCellBase(Module):
     """weight_ih (G·H, D), weight_hh (G·H, H), bias_ih, bias_hh (G·H,), all U(−1/√H, 1/√H)."""
+
+    pure = True  # a step is a function of (x_t, state, parameters): nn.Recurrent may replay it
 
     def __init__(
         self,
@@ -55,10 +57,14 @@ class RNNCellBase(Module):
             )
         return (x, True) if x.ndim == 2 else (x.unsqueeze(0), False)
 
+    def initial_state(self, batch_size: int) -> Tensor | tuple[Tensor, ...]:
+        """Zeros (N, H): the state before the first step when none is given (a pair for LSTMCell)."""
+        return zeros(batch_size, self.hidden_size, dtype=self.dtype)
+
     def _check_state(self, value: Any, batch: int, batched: bool, label: str) -> Tensor:
         """A state as an (N, H) Tensor: the one given, checked against the input, or zeros."""
         if value is None:
-            return Tensor(np.zeros((batch, self.hidden_size), dtype=self.dtype))
+            return zeros(batch, self.hidden_size, dtype=self.dtype)
         name = type(self).__name__
         h = as_input(name, value, self.dtype)
         expected = (batch, self.hidden_size) if batched else (self.hidden_size,)
@@ -110,6 +116,9 @@ class LSTMCell(RNNCellBase):
         rng: np.random.Generator | int | None = None,
     ) -> None:
         super().__init__("LSTM", input_size, hidden_size, bias, dtype, rng)
+
+    def initial_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        return super().initial_state(batch_size), super().initial_state(batch_size)  # (h_0, c_0)
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Tensor, Tensor]:
         if hx is not None and (not isinstance(hx, tuple | list) or len(hx) != 2):

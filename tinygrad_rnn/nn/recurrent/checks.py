@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ...errors import DTypeError
 from ...tensor import Tensor
 from ..module import as_input as layer_input
 
@@ -32,6 +33,20 @@ def check_flag(owner: str, label: str, value: Any) -> bool:
     return bool(value)
 
 
+def check_compile(owner: str, compile: Any, replay: Any) -> bool | None:  # noqa: A002
+    """The `compile=` knob (None, True or False), or its earlier name `replay=`; not both, differing."""
+    for label, value in (("compile", compile), ("replay", replay)):
+        if value is not None and not isinstance(value, bool | np.bool_):
+            raise TypeError(
+                f"{owner}: {label} should be None (the cell's own `pure` declaration), True or False, "
+                f"got {type(value).__name__} {value!r}"
+            )
+    if compile is not None and replay is not None and bool(compile) != bool(replay):
+        raise ValueError(f"{owner}: compile={compile} and replay={replay} disagree (replay is compile's old name)")
+    value = compile if compile is not None else replay
+    return None if value is None else bool(value)
+
+
 def check_dropout(owner: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= 1:
         raise ValueError(f"{owner}: dropout should be a number in [0, 1] (a probability), got {value!r}")
@@ -43,7 +58,7 @@ def as_input(owner: str, value: Any, dtype: np.dtype) -> Tensor:
     take `dtype` (nn.module.as_input); a Tensor or ndarray of another dtype is refused."""
     t = layer_input(value, dtype)
     if t.dtype != dtype:
-        raise TypeError(
+        raise DTypeError(
             f"{owner}: input has dtype {t.dtype} but the parameters are {dtype}; "
             "convert one (model.double() / model.float(), or tensor.double() / tensor.float())"
         )

@@ -8,12 +8,14 @@ shape of what comes back. A subclass says only how one layer-direction steps (`_
 `LSTM` and `GRU` (rnn.py) run their optimised steps (steps.py).
 
 Every step's ops are recorded under the scope ``<cell>.l<k>[r].t<t>`` (nn/scopes.py), which the
-pictures and the comparison report read. Steps run through `replay.Replayer`: once recorded, each
-later step of a layer-direction is one replayed node (`replay = False` runs every step op by op).
+pictures and the comparison report read. Pure steps (purity.py: the built-in ones, a cell declaring
+`pure = True`, or any cell with `compile=True`) run through `replay.Replayer`: once recorded, each
+later step of a layer-direction is one replayed node; other steps run op by op.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -23,14 +25,15 @@ from ...context import scope
 from ...errors import ShapeError
 from ...factories import generator
 from ...functions import cat, stack, where
-from ...replay import Replayer
+from ...replay import Replayer, Step
 from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
 from ..scopes import check_cell_name, layer_scope, step_scope
 from ..utils.rnn import PackedSequence, pack_like, pad_packed_sequence
-from .checks import as_input, check_dropout, check_flag, check_size
+from .checks import as_input, check_compile, check_dropout, check_flag, check_size
 from .protocol import State, check_step_state, output_of
+from .purity import declared_pure, python_state
 
 Mask = np.ndarray | None
 StepCheck = Callable[[State, State | None, int], None]
@@ -45,6 +48,9 @@ class Direction(Protocol):
     def __call__(self, x_t: Any, state: State | None) -> State:
         """The state after one step."""
 
+    def initial_state(self, batch: int) -> State | None:
+        """The state before the first step when hx is not given (None: the step makes it itself)."""
+
 
 class RecurrentBase(Module):
     """The shared machinery of Recurrent, RNN, LSTM and GRU: forward(input, hx=None, lengths=None).
@@ -54,7 +60,17 @@ class RecurrentBase(Module):
     """
 
     state_names: tuple[str, ...] | None = None
-    replay = True  # steps run through replay.Replayer: recorded, then replayed as one op each
+    # True: the steps are pure and replayed once recorded; False: op by op; None: the cell's `pure`
+    compile: bool | None = None
+
+    @property
+    def replay(self) -> bool | None:
+        """`compile`'s earlier name."""
+        return self.compile
+
+    @replay.setter
+    def replay(self, value: bool | None) -> None:
+        self.compile = value
 
     def __init__(
         self,
@@ -231,26 +247,59 @@ class RecurrentBase(Module):
     def _run_direction(
         self, layer: int, reverse: bool, x: Tensor, state: State | None, masks: list[Mask]
     ) -> tuple[Tensor, State]:
-        """One layer in one direction over the whole sequence: outputs (T, N, H) and the final state."""
+        """One layer in one direction over the whole sequence: outputs (T, N, H) and the final state.
+
+        Without hx the direction's own initial state is used, once per sequence: a sequence that
+        starts later than others (the reverse direction of a shorter one) starts from it too."""
         label = layer_scope(self.cell_name, layer, reverse)
         steps, batch = x.shape[0], x.shape[1]
         direction = self._direction(layer, reverse)
         check = self._step_check(layer, reverse, batch)
         with scope(label):
             inputs = direction.inputs(x)
-        step = Replayer(direction) if self.replay else direction
+            if state is None:
+                state = direction.initial_state(batch)
+
+        step = self._fast_path(direction)
+        # without hx each sequence begins from what the step makes of None; track who has begun
+        waiting = np.ones((batch, 1), dtype=bool) if state is None else None
         outputs: list[Tensor | None] = [None] * steps
         for t in reversed(range(steps)) if reverse else range(steps):
             with scope(step_scope(label, t)):
-                new_state = step(inputs[t], state)
+                valid = masks[t]  # (N, 1), None when every sequence runs at t
+                begin = None if waiting is None or state is None else _beginning(waiting, valid)
+                if begin is not None:  # later starters (the reverse direction of shorter sequences)
+                    new_state = _keep_finished(begin, step(inputs[t], None), step(inputs[t], state))
+                else:
+                    new_state = step(inputs[t], state)
                 if check is not None:
                     check(new_state, state, t)
-                if masks[t] is None:
+                if valid is None:
                     outputs[t], state = output_of(new_state), new_state
                 else:
-                    outputs[t] = where(masks[t], output_of(new_state), 0.0)
-                    state = _keep_finished(masks[t], new_state, state)
+                    outputs[t] = where(valid, output_of(new_state), 0.0)
+                    state = new_state if state is None else _keep_finished(valid, new_state, state)
+                if waiting is not None:
+                    waiting = None if valid is None else waiting & ~valid
+                    waiting = waiting if waiting is not None and waiting.any() else None
         return stack(outputs), state
+
+    def _fast_path(self, direction: Direction) -> Step:
+        """The step, replayed once recorded where it is pure (the built-in steps are), else itself."""
+        return direction if self.compile is False else Replayer(direction)
+
+    def _warn_once(self, reason: str) -> None:
+        """A declared-pure step refused replay: say why, once per layer and reason."""
+        said = self.__dict__.setdefault("_refusals_said", set())
+        if reason not in said:
+            said.add(reason)
+            warnings.warn(
+                f"{type(self).__name__}({self.cell_name}): the steps run op by op, not replayed: {reason}. "
+                "A step declared pure (compile=True or the cell's `pure = True`) must be a function of "
+                "(x_t, state, parameters) alone; compile=False runs it op by op without this warning",
+                RuntimeWarning,
+                stacklevel=4,
+            )
 
     def _shape_output(self, x: Tensor, finals: list[State], batched: bool) -> tuple[Tensor, Any]:
         first = finals[0]
@@ -285,12 +334,17 @@ class RecurrentBase(Module):
         return text
 
 
-def _keep_finished(mask: np.ndarray, new: State, old: State | None) -> State:
-    """Sequences that have ended (mask False) keep their previous state (zeros before the first step)."""
+def _beginning(waiting: np.ndarray, valid: Mask) -> Mask:
+    """The sequences that take their first step now (None when none does)."""
+    begin = waiting if valid is None else waiting & valid
+    return begin if begin.any() else None
+
+
+def _keep_finished(mask: np.ndarray, new: State, old: State) -> State:
+    """Rows where `mask` holds take the new state, the others keep the old one (each part its dtype)."""
     if isinstance(new, tuple):
-        olds = old if old is not None else (0.0,) * len(new)
-        return tuple(where(mask, n, o) for n, o in zip(new, olds, strict=True))
-    return where(mask, new, 0.0 if old is None else old)
+        return tuple(where(mask, n, o) for n, o in zip(new, old, strict=True))
+    return where(mask, new, old)
 
 
 class _CellDirection:
@@ -306,6 +360,11 @@ class _CellDirection:
     def __call__(self, x_t: Tensor, state: State | None) -> State:
         return self.cell(x_t, state)
 
+    def initial_state(self, batch: int) -> State | None:
+        """The cell's `initial_state(batch)` if it has one; else None, which it turns into its own."""
+        make = getattr(self.cell, "initial_state", None)
+        return make(batch) if make is not None else None
+
 
 class Recurrent(RecurrentBase):
     """Any cell run over time, layers and directions: the generic layer (Keras' RNN(cell), Flax's RNN).
@@ -319,10 +378,11 @@ class Recurrent(RecurrentBase):
     class name. An int `rng` in cell_kwargs becomes one Generator shared by all cells (each layer
     draws its own weights) and by dropout between layers.
 
-    Steps are replayed (replay.py): once two consecutive steps record the same ops, later steps run
-    them as one op each, with the same results. A cell that reads values in Python (`if`, `item()`)
-    or draws random numbers per step is detected and runs op by op; `replay=False` makes every
-    step run op by op, for a cell whose path depends on values in a way replay cannot see.
+    A pure cell's steps are replayed (replay.py): once two consecutive steps record the same ops,
+    later steps run them as one op each, with the same results. `compile=True` declares the cell's
+    steps pure, `compile=False` runs them op by op, and the default takes the class's `pure`
+    attribute (purity.py: what a declaration promises, what is checked, what cannot be);
+    `replay=` is compile's earlier name.
     """
 
     def __init__(
@@ -335,7 +395,8 @@ class Recurrent(RecurrentBase):
         batch_first: bool = False,
         dropout: float = 0.0,
         name: str | None = None,
-        replay: bool = True,
+        compile: bool | None = None,  # noqa: A002  (torch.compile's word for the same promise)
+        replay: bool | None = None,
         **cell_kwargs: Any,
     ) -> None:
         if isinstance(cell, Module) or not callable(cell):
@@ -359,7 +420,7 @@ class Recurrent(RecurrentBase):
             name or "cell",
         )
         self.cell = cell
-        self.replay = check_flag("Recurrent", "replay", replay)
+        self.compile = check_compile("Recurrent", compile, replay)
         for layer in range(self.num_layers):
             for suffix in self._suffixes(layer):
                 made = cell(self._layer_input_size(layer), self.hidden_size, **cell_kwargs)
@@ -372,6 +433,13 @@ class Recurrent(RecurrentBase):
 
     def _direction(self, layer: int, reverse: bool) -> _CellDirection:
         return _CellDirection(getattr(self, f"cell_l{layer}{'_reverse' if reverse else ''}"))
+
+    def _fast_path(self, direction: _CellDirection) -> Step:  # type: ignore[override]
+        """Replayed only when declared pure, and refused (with a warning) where a guard sees otherwise."""
+        cell = direction.cell
+        if not declared_pure(cell, self.compile):
+            return direction
+        return Replayer(direction, lambda: python_state([cell]), self._warn_once)
 
     def _step_check(self, layer: int, reverse: bool, batch: int) -> StepCheck:
         owner = f"Recurrent({self.cell_name})"

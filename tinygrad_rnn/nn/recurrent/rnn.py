@@ -13,7 +13,7 @@ import numpy as np
 
 from ...tensor import Tensor
 from ..init import float_dtype, uniform
-from .checks import check_flag, check_size
+from .checks import check_compile, check_flag, check_size
 from .layer import RecurrentBase
 from .steps import GRUStep, LSTMStep, RNNStep
 
@@ -65,6 +65,7 @@ class RNNBase(RecurrentBase):
         proj_size: int = 0,
         dtype: Any = None,
         rng: np.random.Generator | int | None = None,
+        compile: bool | None = None,  # noqa: A002
     ) -> None:
         name = type(self).__name__
         bias = check_flag(name, "bias", bias)
@@ -72,6 +73,7 @@ class RNNBase(RecurrentBase):
             input_size, hidden_size, num_layers, batch_first, dropout, bidirectional, rng, CELL_NAMES[mode]
         )
         self.mode, self.bias, self.reset_after = mode, bias, check_flag(name, "reset_after", reset_after)
+        self.compile = check_compile(name, compile, None)  # the built-in steps are pure: replayed unless False
         self.state_names = ("h_0", "c_0") if mode == "LSTM" else ("hx",)
         self.proj_size = projection_size(name, mode, proj_size, self.hidden_size)
         dtype = float_dtype(dtype, name)
@@ -151,6 +153,7 @@ class RNN(RNNBase):
         *,
         dtype: Any = None,
         rng: np.random.Generator | int | None = None,
+        compile: bool | None = None,  # noqa: A002
     ) -> None:
         super().__init__(
             nonlinearity_mode(nonlinearity),
@@ -163,6 +166,7 @@ class RNN(RNNBase):
             bidirectional,
             dtype=dtype,
             rng=rng,
+            compile=compile,
         )
         self.nonlinearity = nonlinearity
 
@@ -184,6 +188,7 @@ class LSTM(RNNBase):
         *,
         dtype: Any = None,
         rng: np.random.Generator | int | None = None,
+        compile: bool | None = None,  # noqa: A002
     ) -> None:
         super().__init__(
             "LSTM",
@@ -197,6 +202,7 @@ class LSTM(RNNBase):
             proj_size=proj_size,
             dtype=dtype,
             rng=rng,
+            compile=compile,
         )
 
 
@@ -217,6 +223,7 @@ class GRU(RNNBase):
         reset_after: bool = True,
         dtype: Any = None,
         rng: np.random.Generator | int | None = None,
+        compile: bool | None = None,  # noqa: A002
     ) -> None:
         super().__init__(
             "GRU",
@@ -230,6 +237,7 @@ class GRU(RNNBase):
             reset_after=reset_after,
             dtype=dtype,
             rng=rng,
+            compile=compile,
         )
 
 

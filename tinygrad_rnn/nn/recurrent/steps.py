@@ -36,7 +36,7 @@ class _Recurrent:
 
     def __call__(self, h: Tensor, term: Tensor | None) -> Tensor:
         if self.used and self.weight_t is None:
-            self.weight_t = np.ascontiguousarray(self.weight.data.T)
+            self.weight_t = np.ascontiguousarray(self.weight._data.T)
         self.used = True
         # shapes and dtypes were checked where the layer began; this runs once per step, so straight to the op
         if term is None:
@@ -54,6 +54,10 @@ class _Step:
         steps, batch, width = x.shape
         blocks = self.project(x.reshape(steps * batch, width))
         return list(zip(*[b.reshape(steps, batch, b.shape[1]).unbind(0) for b in blocks], strict=True))
+
+    def initial_state(self, batch: int) -> None:
+        """None: the layer always passes a state (zeros when hx is not given)."""
+        return None
 
 
 class RNNStep(_Step):
