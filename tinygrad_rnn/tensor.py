@@ -538,10 +538,10 @@ class Tensor:
         value = np.asarray(other)
         if value.dtype.kind == "f":
             dtype = value.dtype if isinstance(other, np.ndarray) else DEFAULT_FLOAT
-            return ops.Cast.apply(self, dtype=dtype), _constant(value, dtype)
+            return ops.Cast.apply(self, dtype=dtype), _constant(other, dtype)
         if value.dtype.kind in "iu" and mine.kind in "iu" and not isinstance(other, np.ndarray):
-            return self, _constant(value, mine)  # a Python int keeps the tensor's integer type
-        return self, _constant(value, None)
+            return self, _constant(other, mine)  # a Python int keeps the tensor's integer type
+        return self, _constant(other, None)
 
     def __add__(self, other: Any) -> Tensor:
         return ops.Add.apply(*self._operands(other, "add"))

@@ -53,11 +53,12 @@ def check_dropout(owner: str, value: Any) -> float:
     return float(value)
 
 
-def as_input(owner: str, value: Any, dtype: np.dtype) -> Tensor:
+def as_input(owner: str, value: Any, dtype: np.dtype, integers: bool = False) -> Tensor:
     """`value` as a Tensor of the parameters' dtype: an ndarray is wrapped, Python numbers and lists
-    take `dtype` (nn.module.as_input); a Tensor or ndarray of another dtype is refused."""
+    take `dtype` (nn.module.as_input); a Tensor or ndarray of another float dtype is refused, and of
+    an integer dtype too unless `integers` (a cell's state may have an integer part, a step count)."""
     t = layer_input(value, dtype)
-    if t.dtype != dtype:
+    if t.dtype != dtype and not (integers and t.dtype.kind in "iub"):
         raise DTypeError(
             f"{owner}: input has dtype {t.dtype} but the parameters are {dtype}; "
             "convert one (model.double() / model.float(), or tensor.double() / tensor.float())"

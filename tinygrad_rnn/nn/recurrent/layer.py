@@ -180,7 +180,7 @@ class RecurrentBase(Module):
         owner = type(self).__name__
         rows = self.num_layers * self.num_directions
         expected = (rows, batch, size) if batched else (rows, size)
-        state = as_input(owner, value, self.dtype)
+        state = as_input(owner, value, self.dtype, integers=self.state_names is None)
         if state.shape != expected:
             raise ShapeError(f"{owner}: expected {label} of shape {expected}, got {state.shape}")
         return state if batched else state.unsqueeze(1)
