@@ -24,6 +24,7 @@ import torch
 from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
+from tinygrad_rnn.nn.recurrent.purity import declared_pure, python_state
 from tinygrad_rnn.replay import Replayer
 
 F64 = np.float64
@@ -53,12 +54,36 @@ class Step:
 
 @dataclass
 class Cell:
-    kind: str  # RNNCell, LSTMCell, GRUCell
+    kind: str  # RNNCell, LSTMCell, GRUCell, or one of IMPURE
     input_size: int
     hidden_size: int
     bias: bool
     nonlinearity: str
     params: tuple[int, ...]  # leaf ids of weight_ih, weight_hh[, bias_ih, bias_hh]
+
+
+# Cells declared pure whose steps are not all pure: the fast path must notice (purity.py) or, for a
+# mask from a comparison, replay it right. Their step: a = x W_ihᵀ + h W_hhᵀ + b_ih, then
+IMPURE = {
+    "ThresholdCell": "a = where(a > 0.25, a / 2, a)",  # a comparison: a recorded op, replayed afresh
+    "CounterCell": "every 2nd step a = a / 2",  # a Python counter on the cell
+    "CoinCell": "a = a · (1 or ½, a coin from the cell's own generator)",  # equal coins in a row are common
+}
+
+
+def impure_step(cell: Any, x: Any, h: Any, where: Callable[..., Any]) -> Any:
+    """h' = tanh(a) for one of IMPURE, in either library; `cell` holds its weights and Python state."""
+    a = x @ cell.weight_ih.T + cell.bias_ih
+    if h is not None:
+        a = a + h @ cell.weight_hh.T
+    if cell.kind == "ThresholdCell":
+        a = where(a > 0.25, a * 0.5, a)
+    elif cell.kind == "CounterCell":
+        cell.t += 1
+        a = a * 0.5 if cell.t % 2 == 0 else a
+    else:
+        a = a * (1.0 if cell.draws.random() < 0.5 else 0.5)
+    return a.tanh()
 
 
 class Program:
@@ -87,7 +112,8 @@ class Program:
             extra = "" if c.bias else ", bias=False"
             extra += "" if c.kind != "RNNCell" or c.nonlinearity == "tanh" else ", nonlinearity='relu'"
             names = ", ".join(f"v{i}" for i in c.params)
-            lines.append(f"cell{k} = nn.{c.kind}({c.input_size}, {c.hidden_size}{extra})  # params {names}")
+            how = f"; {IMPURE[c.kind]}" if c.kind in IMPURE else ""
+            lines.append(f"cell{k} = nn.{c.kind}({c.input_size}, {c.hidden_size}{extra})  # params {names}{how}")
         for s in self.steps:
             outs = ", ".join(f"v{i}" for i in s.outputs)
             lines.append(f"{outs} = {OPS[s.op].show(s)}")
@@ -107,6 +133,34 @@ def _resolve(item: Any, bufs: list[Any]) -> Any:
     if isinstance(item, tuple):
         return tuple(_resolve(i, bufs) for i in item)
     return bufs[item.k] if isinstance(item, Buf) else item
+
+
+class TinyImpureCell(tg.nn.Module):
+    pure = True  # declared, as a researcher would: the guards must catch the counter and the coin
+
+    def __init__(self, c: Cell) -> None:
+        super().__init__()
+        self.kind, self.t, self.draws = c.kind, 0, np.random.default_rng(7)
+        h, d = c.hidden_size, c.input_size
+        self.weight_ih = tg.nn.Parameter(np.zeros((h, d)))
+        self.weight_hh = tg.nn.Parameter(np.zeros((h, h)))
+        self.bias_ih = tg.nn.Parameter(np.zeros(h))
+
+    def forward(self, x: Any, h: Any = None) -> Any:
+        return impure_step(self, x, h, tg.where)
+
+
+class TorchImpureCell(torch.nn.Module):
+    def __init__(self, c: Cell) -> None:
+        super().__init__()
+        self.kind, self.t, self.draws = c.kind, 0, np.random.default_rng(7)
+        h, d = c.hidden_size, c.input_size
+        self.weight_ih = torch.nn.Parameter(torch.zeros(h, d, dtype=torch.float64))
+        self.weight_hh = torch.nn.Parameter(torch.zeros(h, h, dtype=torch.float64))
+        self.bias_ih = torch.nn.Parameter(torch.zeros(h, dtype=torch.float64))
+
+    def forward(self, x: Any, h: Any = None) -> Any:
+        return impure_step(self, x, h, torch.where)
 
 
 class Tiny:
@@ -155,6 +209,12 @@ class Tiny:
 
     @staticmethod
     def cell(c: Cell, params: list[np.ndarray]) -> tuple[Any, list[Any]]:
+        if c.kind in IMPURE:
+            module = TinyImpureCell(c)
+            tensors = [module.weight_ih, module.weight_hh, module.bias_ih]
+            for t, a in zip(tensors, params, strict=True):
+                t.data[...] = a
+            return module, tensors
         kind = getattr(tg.nn, c.kind)
         extra = {"nonlinearity": c.nonlinearity} if c.kind == "RNNCell" else {}
         module = kind(c.input_size, c.hidden_size, bias=c.bias, dtype=F64, **extra)
@@ -167,8 +227,12 @@ class Tiny:
 
     @staticmethod
     def scan(module: Any, x: Any, hx: Any) -> Any:
-        """The cell over x's first axis through the engine's fast path (replay.py), as a layer runs it."""
-        return _loop(Replayer(module), x, hx, tg.stack)
+        """The cell over x's first axis as a layer runs it with default settings: through the fast path
+        (replay.py) with its guards when the cell is declared pure (all cells here are)."""
+        assert declared_pure(module, None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return _loop(Replayer(module, lambda: python_state([module])), x, hx, tg.stack)
 
     @staticmethod
     def grad(t: Any) -> np.ndarray | None:
@@ -235,6 +299,13 @@ class Torch:
 
     @staticmethod
     def cell(c: Cell, params: list[np.ndarray]) -> tuple[Any, list[Any]]:
+        if c.kind in IMPURE:
+            module = TorchImpureCell(c)
+            tensors = [module.weight_ih, module.weight_hh, module.bias_ih]
+            with torch.no_grad():
+                for t, a in zip(tensors, params, strict=True):
+                    t.copy_(torch.from_numpy(a))
+            return module, tensors
         kind = getattr(torch.nn, c.kind)
         extra = {"nonlinearity": c.nonlinearity} if c.kind == "RNNCell" else {}
         module = kind(c.input_size, c.hidden_size, bias=c.bias, dtype=torch.float64, **extra)
@@ -896,8 +967,9 @@ class Builder:
         self.emit("cell", (x, *state), (k,))
 
     def scan(self) -> None:
-        """A cell run over a sequence (T, N, D), T >= 4, so that the engine replays its later steps."""
-        kind = self.choice(("RNNCell", "LSTMCell", "GRUCell"))
+        """A cell run over a sequence (T, N, D), T >= 4, so that the engine replays its later steps
+        (or, for a cell of IMPURE, must not)."""
+        kind = self.choice(("RNNCell", "LSTMCell", "GRUCell", *IMPURE))
         sequences = [i for i, t in self.vals.items() if t.ndim == 3 and t.shape[0] >= 4 and t.shape[2] > 0]
         if sequences and self.coin():
             x = self.choice(sequences)
@@ -920,8 +992,10 @@ class Builder:
         h = self.integer(1, 3)
         bias = self.integer(0, 3) > 0
         nonlinearity = self.choice(("tanh", "relu")) if kind == "RNNCell" else "tanh"
-        rows = {"RNNCell": 1, "LSTMCell": 4, "GRUCell": 3}[kind] * h
-        shapes = [(rows, d), (rows, h)] + ([(rows,), (rows,)] if bias else [])
+        rows = {"RNNCell": 1, "LSTMCell": 4, "GRUCell": 3}.get(kind, 1) * h
+        if kind in IMPURE:
+            bias = True
+        shapes = [(rows, d), (rows, h)] + ([(rows,)] if kind in IMPURE else [(rows,), (rows,)] if bias else [])
         params = tuple(self.leaf(s, self.rng.uniform(-1, 1, s) / math.sqrt(h)) for s in shapes)
         cell = Cell(kind, d, h, bias, nonlinearity, params)
         self.p.cells.append(cell)

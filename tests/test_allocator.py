@@ -42,5 +42,9 @@ def test_kept_memory_is_not_faulted_in_again_every_step():
 def test_bad_thresholds_are_named():
     with pytest.raises(ValueError, match="mmap_mb in 1..32"):
         tg.keep_freed_memory(mmap_mb=64)
-    with pytest.raises(ValueError, match="trim_mb >= 0"):
+    with pytest.raises(ValueError, match="trim_mb in 0..2047"):
         tg.keep_freed_memory(trim_mb=-1)
+    with pytest.raises(ValueError, match="trim_mb in 0..2047 \\(mallopt takes a C int of bytes\\)"):
+        tg.keep_freed_memory(trim_mb=4096)  # 2**32 bytes overflowed the int: glibc trimmed at every free
+    with pytest.raises(ValueError):
+        tg.keep_freed_memory(trim_mb=True)

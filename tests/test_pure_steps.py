@@ -408,13 +408,6 @@ def test_a_layer_input_of_another_dtype_is_a_value_error_and_a_type_error():
     assert isinstance(error.value, TypeError)
 
 
-def test_keep_freed_memory_refuses_a_threshold_mallopt_cannot_take():
-    with pytest.raises(ValueError, match="trim_mb in 0..2047"):
-        tg.keep_freed_memory(trim_mb=4096)
-    with pytest.raises(ValueError):
-        tg.keep_freed_memory(trim_mb=True)
-
-
 # --- the guards, one at a time ------------------------------------------------------------------------
 
 
