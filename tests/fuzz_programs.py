@@ -113,7 +113,9 @@ class Program:
             extra += "" if c.kind != "RNNCell" or c.nonlinearity == "tanh" else ", nonlinearity='relu'"
             names = ", ".join(f"v{i}" for i in c.params)
             how = f"; {IMPURE[c.kind]}" if c.kind in IMPURE else ""
-            lines.append(f"cell{k} = nn.{c.kind}({c.input_size}, {c.hidden_size}{extra})  # params {names}{how}")
+            lines.append(
+                f"cell{k} = nn.{c.kind}({c.input_size}, {c.hidden_size}{extra})  # params {names}{how}"
+            )
         for s in self.steps:
             outs = ", ".join(f"v{i}" for i in s.outputs)
             lines.append(f"{outs} = {OPS[s.op].show(s)}")
@@ -995,7 +997,9 @@ class Builder:
         rows = {"RNNCell": 1, "LSTMCell": 4, "GRUCell": 3}.get(kind, 1) * h
         if kind in IMPURE:
             bias = True
-        shapes = [(rows, d), (rows, h)] + ([(rows,)] if kind in IMPURE else [(rows,), (rows,)] if bias else [])
+        shapes = [(rows, d), (rows, h)] + (
+            [(rows,)] if kind in IMPURE else [(rows,), (rows,)] if bias else []
+        )
         params = tuple(self.leaf(s, self.rng.uniform(-1, 1, s) / math.sqrt(h)) for s in shapes)
         cell = Cell(kind, d, h, bias, nonlinearity, params)
         self.p.cells.append(cell)

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
 from tinygrad_rnn.errors import DTypeError
-from tinygrad_rnn.nn import functional as F
 from tinygrad_rnn.replay import ReplayedStep
 from tinygrad_rnn.tensor import graph_nodes
 
@@ -170,8 +169,10 @@ def run_torch(layer: nn.Recurrent, x: np.ndarray, g: np.ndarray) -> list[np.ndar
         outputs.append(torch.stack(out))
         finals.append(state)
     output = torch.cat(outputs, dim=2)
-    parts = tuple(torch.stack(list(q)) for q in zip(*finals)) if isinstance(finals[0], tuple) else (
-        torch.stack(finals),
+    parts = (
+        tuple(torch.stack(list(q)) for q in zip(*finals, strict=True))
+        if isinstance(finals[0], tuple)
+        else (torch.stack(finals),)
     )
     loss = (output * torch.from_numpy(g)).sum() + (parts[0] * 0.5).sum()
     loss.backward()
@@ -301,7 +302,9 @@ def test_each_sequence_starts_from_its_own_initial_state_in_both_directions(impu
     for k, n in enumerate(lengths):
         alone_hx = None
         if hx:
-            alone_hx = (h0[:, k : k + 1], np.zeros((2 * layers, 1, H), np.int64)) if int_part else h0[:, k : k + 1]
+            alone_hx = (
+                (h0[:, k : k + 1], np.zeros((2 * layers, 1, H), np.int64)) if int_part else h0[:, k : k + 1]
+            )
         alone_out, alone_n = layer(x[:n, k : k + 1], alone_hx)
         alone_n = alone_n if isinstance(alone_n, tuple) else (alone_n,)
         np.testing.assert_allclose(out.data[:n, k], alone_out.data[:, 0], rtol=RTOL, atol=ATOL)

@@ -645,7 +645,9 @@ class Tensor:
     __hash__ = object.__hash__
 
     def _compare(self, other: Any, ufunc: np.ufunc) -> Tensor:
-        return ops.Compare.apply(self, other if isinstance(other, Tensor) else _constant(other, None), ufunc=ufunc)
+        return ops.Compare.apply(
+            self, other if isinstance(other, Tensor) else _constant(other, None), ufunc=ufunc
+        )
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
         return self._compare(other, np.equal)

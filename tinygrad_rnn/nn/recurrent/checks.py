@@ -42,7 +42,9 @@ def check_compile(owner: str, compile: Any, replay: Any) -> bool | None:  # noqa
                 f"got {type(value).__name__} {value!r}"
             )
     if compile is not None and replay is not None and bool(compile) != bool(replay):
-        raise ValueError(f"{owner}: compile={compile} and replay={replay} disagree (replay is compile's old name)")
+        raise ValueError(
+            f"{owner}: compile={compile} and replay={replay} disagree (replay is compile's old name)"
+        )
     value = compile if compile is not None else replay
     return None if value is None else bool(value)
 

@@ -73,7 +73,9 @@ class RNNBase(RecurrentBase):
             input_size, hidden_size, num_layers, batch_first, dropout, bidirectional, rng, CELL_NAMES[mode]
         )
         self.mode, self.bias, self.reset_after = mode, bias, check_flag(name, "reset_after", reset_after)
-        self.compile = check_compile(name, compile, None)  # the built-in steps are pure: replayed unless False
+        self.compile = check_compile(
+            name, compile, None
+        )  # the built-in steps are pure: replayed unless False
         self.state_names = ("h_0", "c_0") if mode == "LSTM" else ("hx",)
         self.proj_size = projection_size(name, mode, proj_size, self.hidden_size)
         dtype = float_dtype(dtype, name)
