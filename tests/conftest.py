@@ -1,4 +1,5 @@
-"""Shared pytest options: `--fuzz-programs=N` runs N fresh random programs in tests/test_fuzz.py (a soak)."""
+"""Shared pytest options for soaks: `--fuzz-programs=N` runs N fresh random programs in
+tests/test_fuzz.py, `--impure-cells=N` N fresh generated impure cells in tests/test_pure_steps.py."""
 
 from collections.abc import Iterator
 
@@ -14,6 +15,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="random programs to compare with torch in tests/test_fuzz.py, fresh ones each run "
         "(default: its fixed, derandomized set)",
     )
+    parser.addoption(
+        "--impure-cells",
+        type=int,
+        default=None,
+        help="generated impure cells to check in tests/test_pure_steps.py, fresh ones each run "
+        "(default: its fixed, derandomized set of 50)",
+    )
+
+
+@pytest.fixture
+def impure_cells(request: pytest.FixtureRequest) -> int | None:
+    """The --impure-cells count (fresh generated cells in tests/test_pure_steps.py), None normally."""
+    return request.config.getoption("--impure-cells")
 
 
 @pytest.fixture

@@ -192,17 +192,30 @@ def replayed_steps(root: tg.Tensor) -> int:
     return len({id(n._ctx) for n in graph_nodes([root]) if type(n._ctx) is ReplayedStep})
 
 
-@settings(max_examples=50, deadline=None, derandomize=True)
-@given(
-    impurities=st.lists(st.sampled_from(IMPURITIES), min_size=1, max_size=3, unique=True).map(tuple),
-    declared=st.booleans(),
-    bidirectional=st.booleans(),
-    period=st.integers(2, 4),
-    steps=st.integers(3, 8),
-    batch=st.integers(1, 3),
+IMPURE_CELLS = st.fixed_dictionaries(
+    {
+        "impurities": st.lists(st.sampled_from(IMPURITIES), min_size=1, max_size=3, unique=True).map(tuple),
+        "declared": st.booleans(),
+        "bidirectional": st.booleans(),
+        "period": st.integers(2, 4),
+        "steps": st.integers(3, 8),
+        "batch": st.integers(1, 3),
+    }
 )
-def test_generated_impure_cells_equal_op_by_op_and_torch(impurities, declared, bidirectional, period, steps,
-                                                         batch):  # fmt: skip
+
+
+def test_generated_impure_cells_equal_op_by_op_and_torch(impure_cells):
+    """50 fixed cells in `make test`; `--impure-cells=N` checks N fresh ones (a soak)."""
+
+    @settings(max_examples=impure_cells or 50, deadline=None, derandomize=impure_cells is None)
+    @given(case=IMPURE_CELLS)
+    def check(case: dict[str, Any]) -> None:
+        check_impure_cell(**case)
+
+    check()
+
+
+def check_impure_cell(impurities, declared, bidirectional, period, steps, batch):
     layer = make_layer(impurities, declared, bidirectional, period)
     rng = np.random.default_rng(steps * 10 + batch)
     x = rng.standard_normal((steps, batch, D))
