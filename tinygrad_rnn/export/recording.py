@@ -1,0 +1,81 @@
+"""One step of a cell, recorded: the only place the export reads the engine's recording (replay.py).
+
+`record_step(cell, x, state)` runs `cell(x, state)` once on a tape and returns the `Program` the
+replay engine would build from it (the op classes, their options, which slot each op reads and
+writes, the tensors taken from outside), with the line of the cell's source that made each op.
+"""
+
+from __future__ import annotations
+
+import linecache
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import replay
+from ..context import current_tape
+from ..tensor import Tensor
+
+# the engine's own files: an op's source line is the first frame outside them (the cell's code)
+_PACKAGE = Path(__file__).resolve().parents[1]
+_ENGINE = {
+    _PACKAGE / name
+    for name in ("tensor.py", "ops.py", "functions.py", "factories.py", "context.py", "replay.py")
+} | {_PACKAGE / "nn" / "functional.py"}
+
+
+class ExportError(ValueError):
+    """A module or step the export cannot write as PyTorch (named with the reason)."""
+
+
+@dataclass
+class Recording:
+    """A recorded step: the program, and per op the cell's source line that made it ('' if none)."""
+
+    program: replay.Program
+    lines: list[str]
+
+
+class _CallsWithSource(list):
+    """The tape's list of op calls, noting the caller's source line at each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def append(self, call: Any) -> None:
+        super().append(call)
+        self.lines.append(_caller_line())
+
+
+def _caller_line() -> str:
+    frame = sys._getframe(2)
+    while frame is not None and Path(frame.f_code.co_filename).resolve() in _ENGINE:
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    text = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}  {text}"
+
+
+def record_step(cell: Any, owner: str, x: Tensor, state: Tensor | tuple[Tensor, ...] | None) -> Recording:
+    """`cell(x, state)` run once on a tape, as replay records a step; ExportError (naming `owner`)
+    when the step cannot be recorded (it reads values in Python, returns an input or a view, ...)."""
+    inputs = [x] + ([] if state is None else list(state) if isinstance(state, tuple) else [state])
+    tape = replay.Tape()
+    tape.calls = _CallsWithSource()
+    token = current_tape.set(tape)
+    try:
+        result = cell(x, state)
+    finally:
+        current_tape.reset(token)
+    if tape.refused is not None:
+        raise ExportError(f"{owner}: the step cannot be recorded as a program: {tape.refused}")
+    program = replay._program(tape, inputs, result, None)
+    if program is None:
+        raise ExportError(
+            f"{owner}: the step cannot be recorded as a program (it must return new Tensors, a state "
+            "made by its ops, not one of its inputs or a view of one)"
+        )
+    return Recording(program, tape.calls.lines)
