@@ -314,6 +314,30 @@ def test_what_has_no_torch_counterpart_is_named_and_nothing_is_written(tmp_path,
     assert not list(tmp_path.iterdir())
 
 
+class LeakyCell(nn.Module):
+    """h' = where(a > 0, a, a / 10), a = x Wᵀ + h Uᵀ: a mask computed from values."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        draw = np.random.default_rng(0)
+        self.weight_ih = nn.Parameter(draw.uniform(-1, 1, (hidden_size, input_size)))
+        self.weight_hh = nn.Parameter(draw.uniform(-1, 1, (hidden_size, hidden_size)))
+
+    def forward(self, x: tg.Tensor, h: Any = None) -> tg.Tensor:
+        a = x @ self.weight_ih.T if h is None else x @ self.weight_ih.T + h @ self.weight_hh.T
+        return tg.where(a > 0, a, a * 0.1)
+
+
+def test_a_mask_computed_from_values_is_exported_as_an_op_or_refused_never_frozen(tmp_path):
+    layer = nn.Recurrent(LeakyCell, 3, 4, bidirectional=True)
+    try:
+        export.torch_source(layer)
+    except export.ExportError as error:  # while comparisons are made outside the recorded ops
+        assert "records other ops or constants for other input values" in str(error)
+        return
+    assert_same(layer, tmp_path, layer_input(4, 3, 3), 8, lengths=np.array([4, 2, 3]))
+
+
 def test_a_cell_with_a_batch_shaped_mask_exports_for_its_batch_size(tmp_path):
     layer = nn.Recurrent(CellWithBatchMask, 3, 4)
     assert_same(layer, tmp_path, layer_input(3, 2, 3), 4, batch_size=2)

@@ -165,21 +165,25 @@ def cell_source(cell: Module, class_name: str, input_size: int, batch: int, fixe
         raise ExportError(f"{owner}: the cell has no parameters")
     dtype = next(iter(cell.parameters())).dtype
     rng = np.random.default_rng(0)
-    x = Tensor(rng.standard_normal((batch, input_size)).astype(dtype), requires_grad=True)
-    first = record_step(cell, owner, x, None)
-    result = first.program
-    state_shapes = [result.slots[s] for s in result.outputs]
-    state_arrays = [rng.uniform(-0.5, 0.5, slot.shape).astype(slot.dtype) for slot in state_shapes]
-    state_tensors = [Tensor(a, requires_grad=True) for a in state_arrays]
-    state = tuple(state_tensors) if result.structure else state_tensors[0]
-    later = record_step(cell, owner, x, state)
+
+    def drawn(shape: tuple[int, ...], dtype: np.dtype) -> Tensor:
+        return Tensor(rng.uniform(-0.9, 0.9, shape).astype(dtype), requires_grad=True)
+
+    xs = [drawn((batch, input_size), dtype) for _ in range(2)]
+    first = record_step(cell, owner, [(x, None) for x in xs])
+    made = first.program
+    states = [[drawn(made.slots[s].shape, made.slots[s].dtype) for s in made.outputs] for _ in range(2)]
+    state = tuple(states[0]) if made.structure else states[0][0]
+    later = record_step(
+        cell, owner, [(x, tuple(s) if made.structure else s[0]) for x, s in zip(xs, states, strict=True)]
+    )
 
     body = _Body(owner, batch, dtype, fixed_batch, {})
     body.lines.append(f"{INDENT}if state is None:  # the first step: the cell makes its state")
     first_body = _Body(owner, batch, dtype, fixed_batch, body.buffers)
     outs = _write(first, first_body, params, ["x"])
     body.lines += [INDENT + "    " + line[len(INDENT) :] for line in first_body.lines]
-    body.lines.append(f"{INDENT}    return {_unpacked(outs, result.structure)}")
+    body.lines.append(f"{INDENT}    return {_unpacked(outs, made.structure)}")
     names = _state_names(state)
     body.lines.append(f"{INDENT}{_unpacked(names, isinstance(state, tuple))} = state")
     outs = _write(later, body, params, ["x", *names])

@@ -1,14 +1,17 @@
 """One step of a cell, recorded: the only place the export reads the engine's recording (replay.py).
 
-`record_step(cell, x, state)` runs `cell(x, state)` once on a tape and returns the `Program` the
+`record_step(cell, owner, examples)` runs `cell(x, state)` on a tape and returns the `Program` the
 replay engine would build from it (the op classes, their options, which slot each op reads and
-writes, the tensors taken from outside), with the line of the cell's source that made each op.
+writes, the tensors taken from outside), with the line of the cell's source that made each op. It
+records on two inputs of different values and refuses a step whose programs differ: a constant
+computed from values (a comparison's mask outside the tape) would be frozen into the file.
 """
 
 from __future__ import annotations
 
 import linecache
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,8 @@ from typing import Any
 from .. import replay
 from ..context import current_tape
 from ..tensor import Tensor
+
+State = Tensor | tuple[Tensor, ...]
 
 # the engine's own files: an op's source line is the first frame outside them (the cell's code)
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -59,9 +64,22 @@ def _caller_line() -> str:
     return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}  {text}"
 
 
-def record_step(cell: Any, owner: str, x: Tensor, state: Tensor | tuple[Tensor, ...] | None) -> Recording:
-    """`cell(x, state)` run once on a tape, as replay records a step; ExportError (naming `owner`)
-    when the step cannot be recorded (it reads values in Python, returns an input or a view, ...)."""
+def record_step(cell: Any, owner: str, examples: Sequence[tuple[Tensor, State | None]]) -> Recording:
+    """`cell(x, state)` run on a tape for each (x, state) of `examples` (inputs of one shape, other
+    values), as replay records a step; the first recording. ExportError (naming `owner`) when the step
+    cannot be recorded (it reads values in Python, returns an input or a view, ...) or records other
+    ops or constants for other values (a mask computed from values outside the recorded ops)."""
+    recordings = [_record(cell, owner, x, state) for x, state in examples]
+    first = recordings[0]
+    if not all(first.program.same_as(r.program) for r in recordings[1:]):
+        raise ExportError(
+            f"{owner}: the step records other ops or constants for other input values (a value read, or "
+            "a mask or index computed from values outside the recorded ops): it is not one program"
+        )
+    return first
+
+
+def _record(cell: Any, owner: str, x: Tensor, state: State | None) -> Recording:
     inputs = [x] + ([] if state is None else list(state) if isinstance(state, tuple) else [state])
     tape = replay.Tape()
     tape.calls = _CallsWithSource()
