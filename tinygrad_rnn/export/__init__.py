@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import __version__
 from ..nn.language_model import LanguageModel
 from ..nn.module import Module
 from ..nn.recurrent import Recurrent, RecurrentBase
@@ -59,7 +58,7 @@ def torch_source(
             "export.torch: expected an nn.LanguageModel, nn.Recurrent, nn.RNN, nn.LSTM or nn.GRU, got "
             f"{type(module).__name__}"
         )
-    text = loop.HEADER.format(description=description, version=__version__, weights=weights)
+    text = loop.HEADER.format(description=description, weights=weights)
     text += _layer_source(layer, name, batch_size)
     if isinstance(module, LanguageModel):
         text += _language_model(module, description)

@@ -123,7 +123,7 @@ class Model(nn.Module):
         return self.decoder(output), state
 '''
 
-HEADER = '''"""{description}, exported by tinygrad_rnn {version} as PyTorch.
+HEADER = '''"""{description}, exported by tinygrad_rnn as PyTorch.
 
 Generated from the steps tinygrad_rnn recorded, one line per op; the comments give the line of the
 cell's source behind each group of ops. The parameters have tinygrad_rnn's names: load the weights
