@@ -122,7 +122,7 @@ def some_lengths(steps: int, batch: int) -> np.ndarray:
 # --- generated cells -------------------------------------------------------------------------------------
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(
     program=programs,
     two_parts=st.booleans(),
@@ -192,6 +192,37 @@ def test_cells_and_built_in_layers_exported_compute_the_same(tmp_path, kind, opt
 
 
 @pytest.mark.parametrize("kind", ["peephole", "indrnn", "lstm"])
+class NormalisedCell(nn.Module):
+    """A cell with a submodule (nn.Linear) and the ops the generator does not draw: layer norm (var,
+    sqrt, pow), clip, pad and a slice, stack and unbind, amax, log_softmax, exp and log, reciprocal,
+    minimum, a tensor power, float64 -> float32 -> float64."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        draw = np.random.default_rng(0)
+        self.hidden_size = hidden_size
+        self.project = nn.Linear(input_size + hidden_size, hidden_size, dtype="float64", rng=draw)
+        self.gain = nn.Parameter(draw.uniform(0.5, 1.5, (hidden_size,)))
+
+    def forward(self, x: tg.Tensor, h: Any = None) -> tg.Tensor:
+        if h is None:
+            h = tg.zeros(x.shape[0], self.hidden_size, dtype=x.dtype)
+        a = self.project(tg.cat([x, h], axis=1))
+        a = (a - a.mean(axis=1, keepdims=True)) / (a.var(axis=1, keepdims=True) + 1e-5).sqrt() * self.gain
+        b = a.clip(-2.0, 1.5).pad(((0, 0), (1, 1)))[:, 1:-1] ** 2
+        pair = tg.stack([a, b.reciprocal().minimum(a.abs() + 1.0)], axis=0)
+        first, second = pair.unbind(0)
+        peak = first.max(axis=1, keepdims=True)
+        mixed = (first - peak).log_softmax(dim=1).exp() + (second + 1.0).log() + (b + 1.0) ** first.sigmoid()
+        return mixed.float().double().tanh()
+
+
+def test_a_cell_with_a_submodule_and_the_rarer_ops_exports(tmp_path):
+    layer = nn.Recurrent(NormalisedCell, 3, 4, num_layers=2, bidirectional=True)
+    assert_same(layer, tmp_path, layer_input(4, 3, 3), 8, lengths=np.array([4, 2, 3]))
+    assert "self.project = nn.Module()" in (tmp_path / "model_torch.py").read_text()
+
+
 def test_an_initial_state_and_an_unbatched_input_go_through_the_export(tmp_path, kind):
     layer = {**CELLS, **BUILT_IN}[kind](3, 4, num_layers=2)
     rng = np.random.default_rng(2)

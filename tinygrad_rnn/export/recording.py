@@ -9,6 +9,7 @@ computed from values (a comparison's mask outside the tape) would be frozen into
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import sys
 from collections.abc import Sequence
@@ -22,12 +23,9 @@ from ..tensor import Tensor
 
 State = Tensor | tuple[Tensor, ...]
 
-# the engine's own files: an op's source line is the first frame outside them (the cell's code)
+# an op's source line is the first frame outside this package (the library's layers included), or in
+# the file that defines the cell (nn.examples' cells live in the package)
 _PACKAGE = Path(__file__).resolve().parents[1]
-_ENGINE = {
-    _PACKAGE / name
-    for name in ("tensor.py", "ops.py", "functions.py", "factories.py", "context.py", "replay.py")
-} | {_PACKAGE / "nn" / "functional.py"}
 
 
 class ExportError(ValueError):
@@ -45,23 +43,24 @@ class Recording:
 class _CallsWithSource(list):
     """The tape's list of op calls, noting the caller's source line at each call."""
 
-    def __init__(self) -> None:
+    def __init__(self, cell_file: Path) -> None:
         super().__init__()
+        self.cell_file = cell_file
         self.lines: list[str] = []
 
     def append(self, call: Any) -> None:
         super().append(call)
-        self.lines.append(_caller_line())
+        self.lines.append(self._caller_line())
 
-
-def _caller_line() -> str:
-    frame = sys._getframe(2)
-    while frame is not None and Path(frame.f_code.co_filename).resolve() in _ENGINE:
-        frame = frame.f_back
-    if frame is None:
+    def _caller_line(self) -> str:
+        frame = sys._getframe(2)
+        while frame is not None:
+            path = Path(frame.f_code.co_filename).resolve()
+            if path == self.cell_file or not path.is_relative_to(_PACKAGE):
+                text = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+                return f"{path.name}:{frame.f_lineno}  {text}"
+            frame = frame.f_back
         return ""
-    text = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-    return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}  {text}"
 
 
 def record_step(cell: Any, owner: str, examples: Sequence[tuple[Tensor, State | None]]) -> Recording:
@@ -82,7 +81,7 @@ def record_step(cell: Any, owner: str, examples: Sequence[tuple[Tensor, State | 
 def _record(cell: Any, owner: str, x: Tensor, state: State | None) -> Recording:
     inputs = [x] + ([] if state is None else list(state) if isinstance(state, tuple) else [state])
     tape = replay.Tape()
-    tape.calls = _CallsWithSource()
+    tape.calls = _CallsWithSource(_defining_file(cell))
     token = current_tape.set(tape)
     try:
         result = cell(x, state)
@@ -97,3 +96,10 @@ def _record(cell: Any, owner: str, x: Tensor, state: State | None) -> Recording:
             "made by its ops, not one of its inputs or a view of one)"
         )
     return Recording(program, tape.calls.lines)
+
+
+def _defining_file(cell: Any) -> Path:
+    try:
+        return Path(inspect.getfile(type(cell))).resolve()
+    except (TypeError, OSError):  # a class made without a file: only frames outside the package count
+        return _PACKAGE
