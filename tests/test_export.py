@@ -191,7 +191,6 @@ def test_cells_and_built_in_layers_exported_compute_the_same(tmp_path, kind, opt
     assert_same(layer, tmp_path, x, width, **extra)
 
 
-@pytest.mark.parametrize("kind", ["peephole", "indrnn", "lstm"])
 class NormalisedCell(nn.Module):
     """A cell with a submodule (nn.Linear) and the ops the generator does not draw: layer norm (var,
     sqrt, pow), clip, pad and a slice, stack and unbind, amax, log_softmax, exp and log, reciprocal,
@@ -223,6 +222,7 @@ def test_a_cell_with_a_submodule_and_the_rarer_ops_exports(tmp_path):
     assert "self.project = nn.Module()" in (tmp_path / "model_torch.py").read_text()
 
 
+@pytest.mark.parametrize("kind", ["peephole", "indrnn", "lstm"])
 def test_an_initial_state_and_an_unbatched_input_go_through_the_export(tmp_path, kind):
     layer = {**CELLS, **BUILT_IN}[kind](3, 4, num_layers=2)
     rng = np.random.default_rng(2)
