@@ -216,6 +216,24 @@ class NormalisedCell(nn.Module):
         return mixed.float().double().tanh()
 
 
+class Model(nn.Module):
+    """A cell named as the file's class, with a weight tied under two names: h' = tanh(x Wᵀ + h Wᵀ)."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(np.random.default_rng(0).uniform(-1, 1, (hidden_size, input_size)))
+        self.tied = self.weight
+
+    def forward(self, x: tg.Tensor, h: Any = None) -> tg.Tensor:
+        a = x @ self.weight.T
+        return (a if h is None else a + h @ self.tied.T).tanh()
+
+
+def test_a_cell_named_model_with_a_tied_weight_exports(tmp_path):
+    assert_same(nn.Recurrent(Model, 4, 4, bidirectional=True), tmp_path, layer_input(3, 2, 4), 8)
+    assert "class ModelCell(nn.Module):" in (tmp_path / "model_torch.py").read_text()
+
+
 def test_a_cell_with_a_submodule_and_the_rarer_ops_exports(tmp_path):
     layer = nn.Recurrent(NormalisedCell, 3, 4, num_layers=2, bidirectional=True)
     assert_same(layer, tmp_path, layer_input(4, 3, 3), 8, lengths=np.array([4, 2, 3]))

@@ -25,6 +25,7 @@ from .torch_ops import dtype_text
 
 __all__ = ["ExportError", "torch", "torch_source"]
 
+RESERVED = {"Recurrent", "Layer", "Model", "F", "nn", "torch"}  # the file's own names
 TORCH_LAYERS = {"RNN_TANH": "RNN", "RNN_RELU": "RNN", "LSTM": "LSTM", "GRU": "GRU"}
 
 
@@ -80,7 +81,7 @@ def _layer_source(layer: RecurrentBase, name: str, batch_size: int | None) -> st
         width = layer._layer_input_size(layer_index)
         source = cell_source(cell, "__CELL__", width, batch, batch_size is not None)
         if source not in classes:
-            base = type(cell).__name__
+            base = type(cell).__name__ + ("Cell" if type(cell).__name__ in RESERVED else "")
             classes[source] = base if not classes else f"{base}{len(classes)}"
         cells.append(f'            "{attribute}": {classes[source]}(),')
     text = "".join("\n\n" + source.replace("__CELL__", class_name) for source, class_name in classes.items())

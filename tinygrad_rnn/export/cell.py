@@ -198,21 +198,24 @@ def cell_source(cell: Module, class_name: str, input_size: int, batch: int, fixe
         "        super().__init__()",
     ]
     holders = set()
-    for name, p in cell.named_parameters():
+    for name, p in cell.named_parameters(remove_duplicate=False):
         parts = name.split(".")
         for k in range(1, len(parts)):  # a parameter of a submodule: a plain Module holds it
             holder = ".".join(parts[:k])
             if holder not in holders:
                 holders.add(holder)
                 lines.append(f"        self.{holder} = nn.Module()")
-        dtype = torch_ops.dtype_text(p.dtype)
-        lines.append(f"        self.{name} = nn.Parameter(torch.zeros({tuple(p.shape)}, dtype={dtype}))")
+        if params[id(p)] != name:  # tied: the same Parameter under a second name, as torch lists it
+            lines.append(f"        self.{name} = self.{params[id(p)]}")
+        else:
+            zeros = f"torch.zeros({tuple(p.shape)}, dtype={torch_ops.dtype_text(p.dtype)})"
+            lines.append(f"        self.{name} = nn.Parameter({zeros})")
     for name, array in body.buffers.items():
         values = repr(array.tolist())
         for word in ("inf", "nan"):
             values = values.replace(word, f'float("{word}")')
-        made = f"torch.tensor({values}, dtype={torch_ops.dtype_text(array.dtype)})"
-        lines.append(f'        self.register_buffer("{name}", {made}, persistent=False)')
+        tensor = f"torch.tensor({values}, dtype={torch_ops.dtype_text(array.dtype)})"
+        lines.append(f'        self.register_buffer("{name}", {tensor}, persistent=False)')
     lines += ["", "    def forward(self, x, state=None):"]
     if uses_n:
         lines.append(f"{INDENT}n = x.shape[0]  # the batch")
