@@ -387,6 +387,27 @@ def test_a_mask_computed_from_values_is_exported_as_an_op_or_refused_never_froze
     assert_same(layer, tmp_path, layer_input(4, 3, 3), 8, lengths=np.array([4, 2, 3]))
 
 
+class CellWithRowConstants(nn.Module):
+    """Constants of the batch's shape that do not depend on it: one mask row repeated, a filled array."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(np.random.default_rng(0).uniform(-1, 1, (hidden_size, input_size)))
+
+    def forward(self, x: tg.Tensor, h: Any = None) -> tg.Tensor:
+        n, size = x.shape[0], self.weight.shape[0]
+        rows = np.tile(np.arange(size) % 2 == 0, (n, 1))
+        a = (x @ self.weight.T + tg.Tensor(np.full((n, size), 0.5))).tanh()
+        return tg.where(rows, a, a * 0.5) if h is None else tg.where(rows, a, h)
+
+
+def test_constants_of_the_batchs_shape_are_made_for_any_batch(tmp_path):
+    layer = nn.Recurrent(CellWithRowConstants, 3, 4, num_layers=2)
+    assert_same(layer, tmp_path, layer_input(3, 2, 3), 4)  # recorded at a batch of 7, run at 2
+    source = (tmp_path / "model_torch.py").read_text()
+    assert "torch.full((n, 4), 0.5" in source and ".expand(n, 4)" in source
+
+
 def test_a_cell_with_a_batch_shaped_mask_exports_for_its_batch_size(tmp_path):
     layer = nn.Recurrent(CellWithBatchMask, 3, 4)
     assert_same(layer, tmp_path, layer_input(3, 2, 3), 4, batch_size=2)

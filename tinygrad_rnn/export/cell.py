@@ -129,6 +129,7 @@ def _write(recording: Recording, body: _Body, params: dict[int, str], names: lis
             options=op.options,
             shapes=[program.slots[s].shape for s in op.inputs],
             out_shape=program.slots[op.outputs[0]].shape,
+            out_dtype=program.slots[op.outputs[0]].dtype,
             constant=body.constant,
             batch_shape=body.batch_shape,
         )

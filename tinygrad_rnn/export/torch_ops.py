@@ -28,6 +28,7 @@ class Call:
     options: dict[str, Any]
     shapes: list[tuple[int, ...]]
     out_shape: tuple[int, ...] = ()
+    out_dtype: Any = np.float64
     constant: Callable[[np.ndarray, str], str] = field(default=lambda array, hint: "")  # -> self.<buffer>
     batch_shape: Callable[[tuple[int, ...], tuple[int, ...]], str] = field(default=lambda shape, source: "")
 
@@ -35,7 +36,9 @@ class Call:
         """Operand i as a tensor: a scalar literal becomes one in the dtype and device of a tensor operand."""
         if not self.scalars[i]:
             return self.operands[i]
-        like = next(o for o, s in zip(self.operands, self.scalars, strict=True) if not s)
+        like = next((o for o, s in zip(self.operands, self.scalars, strict=True) if not s), None)
+        if like is None:  # every operand a constant
+            return f"torch.tensor({self.operands[i]}, dtype={dtype_text(self.out_dtype)})"
         return f"{like}.new_tensor({self.operands[i]})"
 
 
