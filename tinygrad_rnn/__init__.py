@@ -1,6 +1,6 @@
 """tinygrad_rnn: recurrent networks from scratch — a numpy autograd, hand-written BPTT, pictures."""
 
-from . import manual, nn, optim, viz
+from . import export, manual, nn, optim, viz
 from .allocator import keep_freed_memory
 from .comparison import compare
 from .context import enable_grad, is_grad_enabled, no_grad, scope
@@ -21,6 +21,7 @@ __all__ = [
     "compare",
     "enable_grad",
     "eye",
+    "export",
     "gradcheck",
     "is_grad_enabled",
     "keep_freed_memory",

@@ -1,5 +1,6 @@
 """The `tinygrad-rnn` command: demo, check (manual BPTT vs autograd), graph (the unrolled graph),
-train and sample (the character-level language model), bench (a training step, timed).
+train and sample (the character-level language model), bench (a training step, timed),
+export (a trained model as a PyTorch file).
 One module per command; this one only dispatches."""
 
 import argparse
@@ -10,6 +11,7 @@ from .arguments import Parser
 from .bench import add_bench_parser
 from .check import add_check_parser
 from .demo import add_demo_parser
+from .export import add_export_parser
 from .graph import add_graph_parser
 from .train import add_train_parsers
 
@@ -22,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_graph_parser(commands)
     add_train_parsers(commands)
     add_bench_parser(commands)
+    add_export_parser(commands)
     return parser
 
 
