@@ -110,7 +110,7 @@ class GeneratedCell(nn.Module):
 
     def forward(self, x_t: tg.Tensor, state: Any = None) -> Any:
         if state is None:
-            zeros = tg.Tensor(np.zeros((x_t.shape[0], self.hidden_size)))
+            zeros = tg.zeros(x_t.shape[0], self.hidden_size, dtype=np.float64)
             state = (zeros, zeros) if self.two_parts else zeros
         p = [self.weight_x, self.bias, self.weight_a, self.weight_b]
         return cell_step(TG, self.program, self.two_parts, p, x_t, state)

@@ -23,6 +23,15 @@ def not_replayable(reason: str) -> None:
         tape.refused = reason
 
 
+def outside_data(reason: str) -> None:
+    """Say that values no recorded op made entered the step being recorded (if any): an array, a
+    random draw. Replay refuses such a step (another step may bring other values); the export, which
+    records a step twice on different inputs, keeps the ones that stay the same as constants."""
+    tape = current_tape.get()
+    if tape is not None and tape.outside is None:
+        tape.outside = reason
+
+
 @contextmanager
 def no_grad() -> Iterator[None]:
     """Ops inside record no graph: their results have requires_grad=False (as torch.no_grad)."""

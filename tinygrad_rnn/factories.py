@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .context import not_replayable
+from .context import outside_data
 from .tensor import DEFAULT_FLOAT, Tensor
 
 
@@ -27,7 +27,7 @@ def _make(array: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:
 
 
 def _drawn(array: np.ndarray, requires_grad: bool, name: str | None) -> Tensor:
-    not_replayable("a random tensor was drawn")
+    outside_data("a random tensor was drawn")
     return _make(array, requires_grad, name)
 
 

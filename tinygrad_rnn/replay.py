@@ -60,13 +60,16 @@ MIN_OPS = 3
 
 
 class Tape:
-    """What `Function.apply` writes while a step is recorded."""
+    """What `Function.apply` writes while a step is recorded, and why the step may not be replayed:
+    `refused` (its Python read or changed values) or `outside` (values from outside the recorded ops
+    came in: an array, a random draw)."""
 
-    __slots__ = ("calls", "refused")
+    __slots__ = ("calls", "refused", "outside")
 
     def __init__(self) -> None:
         self.calls: list[tuple[type[Function], tuple[Tensor, ...], dict[str, Any], Any, Function | None]] = []
         self.refused: str | None = None
+        self.outside: str | None = None
 
 
 class Slot(NamedTuple):
@@ -388,12 +391,13 @@ def _record(
         result = step(*args)
     finally:
         current_tape.reset(token)
-    if tape.refused is None and python_state is not None:
+    reason = tape.refused or tape.outside
+    if reason is None and python_state is not None:
         changed = _first_difference(before, python_state())
         if changed is not None:
-            tape.refused = f"the step changed the cell's Python state ({changed})"
-    if tape.refused is not None:
-        return result, None, tape.refused
+            reason = f"the step changed the cell's Python state ({changed})"
+    if reason is not None:
+        return result, None, reason
     return result, _program(tape, inputs, result, signature), None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .context import current_scope, current_tape, grad_enabled, not_replayable
+from .context import current_scope, current_tape, grad_enabled, not_replayable, outside_data
 
 _creation_order = itertools.count()  # orders recorded ops for backward (as torch's sequence_nr)
 UNCHANGED = (0,)  # the version counter of every node not yet changed in place, viewed or saved
@@ -160,7 +160,7 @@ def _to_array(data: Any, dtype: np.dtype | None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     if isinstance(data, np.ndarray):
-        not_replayable("a Tensor was made from an array inside the step")
+        outside_data("a Tensor was made from an array inside the step")
     if dtype is not None:
         return np.array(data, dtype=dtype)
     array = np.array(data)
@@ -915,7 +915,7 @@ def _constant(value: Any, dtype: np.dtype | None) -> Tensor:
     refill it), a scalar becomes a 0-d array. An array brought into a step being recorded keeps that
     step op by op: its values come from outside the recorded ops, a number is compared by value."""
     if isinstance(value, np.ndarray):
-        not_replayable("an array made outside the recorded ops was used")
+        outside_data("an array made outside the recorded ops was used")
         return Tensor._make(np.array(value, dtype=dtype), False, None, 0, None)
     return Tensor._make(np.asarray(value, dtype=dtype), False, None, 0, None)
 

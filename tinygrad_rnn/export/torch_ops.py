@@ -121,11 +121,20 @@ def _linear(c: Call) -> str:
 
 
 def _where(c: Call) -> str:
-    if "cond" in c.options:
-        cond = c.constant(np.asarray(c.options["cond"], dtype=bool), "mask")
-    else:  # the condition recorded as an input (a comparison on the tape)
-        cond = c.operands[2]
-    return f"torch.where({cond}, {c.operands[0]}, {c.operands[1]})"
+    return f"torch.where({c.operands[2]}, {c.operands[0]}, {c.operands[1]})"
+
+
+COMPARISONS = {np.less: "<", np.less_equal: "<=", np.greater: ">", np.greater_equal: ">=", np.equal: "==",
+               np.not_equal: "!="}  # fmt: skip
+
+
+def _compare(c: Call) -> str:
+    return f"{c.operands[0]} {COMPARISONS[c.options['ufunc']]} {c.operands[1]}"
+
+
+def _argmax(c: Call) -> str:
+    axis = c.options["axis"]
+    return f"{c.operands[0]}.argmax()" if axis is None else f"{c.operands[0]}.argmax(dim={axis})"
 
 
 def _clip(c: Call) -> str:
@@ -156,7 +165,7 @@ def _split(c: Call) -> str:
     return f"torch.split({c.operands[0]}, {sizes}, dim={c.options['axis']})"
 
 
-# op class name in ops.py -> how it is written in torch (comparisons: once they are ops on the tape)
+# op class name in ops.py -> how it is written in torch
 RENDER: dict[str, Callable[[Call], str]] = {
     "Add": _infix("+"),
     "Sub": _infix("-"),
@@ -196,12 +205,8 @@ RENDER: dict[str, Callable[[Call], str]] = {
     "Cat": _many("cat"),
     "Stack": _many("stack"),
     "Pad": _pad,
-    "Less": _infix("<"),
-    "LessEqual": _infix("<="),
-    "Greater": _infix(">"),
-    "GreaterEqual": _infix(">="),
-    "Equal": _infix("=="),
-    "NotEqual": _infix("!="),
+    "Compare": _compare,
+    "ArgMax": _argmax,
 }
 
 
