@@ -175,11 +175,8 @@ def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) ->
             raise ckpt.CheckpointError(
                 f"checkpoint {config.checkpoint} has an invalid random state: {error}"
             ) from None
-        step, position, hidden = (
-            saved.step,
-            saved.position,
-            _state_from_arrays(saved.hidden, saved.hidden_tuple),
-        )
+        step, position = saved.step, saved.position
+        hidden = _carried_state(saved, model, config)
         losses = saved.history["train_loss"].tolist()
         valid_steps = saved.history["valid_step"].astype(int).tolist()
         valid_losses = saved.history["valid_loss"].tolist()
@@ -309,8 +306,9 @@ def sample(
         with no_grad():
             logits, state = model(context[:, None])
             while len(drawn) < length:
-                z = logits.data[-1, 0].astype(np.float64) / temperature
-                p = np.exp(z - z.max())
+                z = logits.data[-1, 0].astype(np.float64)
+                with np.errstate(over="ignore"):  # (z − max z)/τ: ≤ 0, so a tiny τ gives -inf, never nan
+                    p = np.exp((z - z.max()) / temperature)
                 drawn.append(int(rng.choice(len(p), p=p / p.sum())))
                 if len(drawn) < length:
                     logits, state = model(np.array([[drawn[-1]]]), state)
@@ -373,10 +371,41 @@ def _state_to_arrays(state: Any) -> list[np.ndarray]:
     return [s.data.copy() for s in state] if isinstance(state, tuple) else [state.data.copy()]
 
 
-def _state_from_arrays(arrays: list[np.ndarray], as_tuple: bool) -> Any:
-    if not arrays:
+def _carried_state(saved: ckpt.Checkpoint, model: LanguageModel, config: TrainConfig) -> Any:
+    """The checkpoint's carried state as the model takes it, after checking that it fits: the
+    structure, dtypes and shapes of the state the model makes for a batch of N tracks (one step
+    without a graph, in eval mode so that no dropout draw moves the generator), and finite values."""
+    if not saved.hidden:
         return None
-    return tuple(Tensor(a) for a in arrays) if as_tuple else Tensor(arrays[0])
+    source = f"checkpoint {config.checkpoint}"
+    arrays = saved.hidden
+    if not saved.hidden_tuple and len(arrays) != 1:
+        raise ckpt.CheckpointError(
+            f"{source}: its carried state is {len(arrays)} arrays but not marked a tuple"
+        )
+    model.eval()
+    try:
+        with no_grad():
+            _, made = model(np.zeros((1, config.batch), dtype=np.int64))
+    finally:
+        model.train()
+    expected = made if isinstance(made, tuple) else (made,)
+    if saved.hidden_tuple != isinstance(made, tuple) or len(arrays) != len(expected):
+        given = f"a tuple of {len(arrays)}" if saved.hidden_tuple else "one array"
+        wanted = f"a tuple of {len(expected)}" if isinstance(made, tuple) else "one array"
+        raise ckpt.CheckpointError(f"{source}: its carried state is {given}, the model's {wanted}")
+    for k, (array, like) in enumerate(zip(arrays, expected, strict=True)):
+        if array.dtype != like.dtype or array.shape != like.shape:
+            raise ckpt.CheckpointError(
+                f"{source}: its carried state hidden/{k} is {array.dtype} {array.shape}, expected "
+                f"{like.dtype} {like.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise ckpt.CheckpointError(
+                f"{source}: its carried state hidden/{k} holds {ckpt.non_finite(array)} "
+                "(the run diverged): use an earlier checkpoint"
+            )
+    return tuple(Tensor(a) for a in arrays) if saved.hidden_tuple else Tensor(arrays[0])
 
 
 class _Progress:
