@@ -85,6 +85,15 @@ def load(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # np.load would try pickle and talk of allow_pickle
+        hint = (
+            " (a .safetensors file holds weights only: read it with tg.load)"
+            if path.suffix == ".safetensors"
+            else ""
+        )
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: not a .npz (zip) file as `tinygrad-rnn train` writes{hint}"
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
