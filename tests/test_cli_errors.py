@@ -12,7 +12,10 @@ MISTAKES = [
     (["graph", "--batch", "0"], "argument --batch-size/--batch: expected a positive integer"),
     (["graph", "--max-steps", "0"], "argument --max-steps: expected a positive integer"),
     (["graph", "--layers", "-1"], "argument --num-layers/--layers: expected a positive integer, got '-1'"),
-    (["graph", "--hidden-size", "two"], "argument --hidden-size/--hidden: expected a positive integer, got 'two'"),
+    (
+        ["graph", "--hidden-size", "two"],
+        "argument --hidden-size/--hidden: expected a positive integer, got 'two'",
+    ),
     (["graph", "-o", "g.jpg"], "expected a file ending in .svg, .png, .pdf, .dot, got 'g.jpg'"),
     (["graph", "-o", "missing/g.svg"], "the folder 'missing' of 'missing/g.svg' does not exist"),
     (["graph", "-o", "file.txt/g.svg"], "'file.txt' (the folder of 'file.txt/g.svg') is a file"),
@@ -48,8 +51,8 @@ MISTAKES = [
     (["demo", "-o", "demo.jpg"], "expected a file ending in .svg"),
     (["demo", "--threads", "x"], "argument --threads: expected a positive integer, got 'x'"),
     (["bench", "--runs", "0"], "argument --runs: expected a positive integer"),
-    (["bench", "--cells", "nope"], "unknown nope"),
-    (["bench", "--configs", "huge"], "unknown huge"),
+    (["bench", "--cells", "nope"], "--cells: unknown 'nope'; expected some of rnn,lstm,gru"),
+    (["bench", "--configs", "huge"], "--configs: unknown 'huge'; expected some of char,mid,big,long"),
     (["nonsense"], "invalid choice: 'nonsense'"),
     ([], "expected a command: demo, check, graph, train, sample, bench"),
 ]
