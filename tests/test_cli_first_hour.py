@@ -362,3 +362,20 @@ def test_graph_renders_beside_the_target_then_renames(
     assert seen[0] != tmp_path / "g.dot" and seen[0].parent == Path(".")
     assert (tmp_path / "g.dot").read_text().startswith("digraph")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.dot"]
+
+
+def test_ctrl_c_during_a_long_graph_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    """A real SIGINT to `tinygrad-rnn graph` drawing 300 steps: exit 130, one line, no file."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "tinygrad_rnn", "graph", "--seq-len", "300", "--all-steps", "-o", "big.svg"]
+    process = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)  # past the imports (about 1 s), well before the render ends (over 100 s)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, (out, err)
+    assert err == "tinygrad-rnn graph: interrupted; nothing was half-written\n", err
+    assert list(tmp_path.iterdir()) == []

@@ -20,7 +20,10 @@ class Parser(argparse.ArgumentParser):
     """argparse, with a mistake reported as one line (`tinygrad-rnn graph: error: ...`) and exit code 2.
 
     Subcommand parsers are made of the same class (argparse's default), so this holds for each of them.
+    `commands` maps each subcommand's name to its parser (set where they are added).
     """
+
+    commands: dict[str, argparse.ArgumentParser]
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message}\n")

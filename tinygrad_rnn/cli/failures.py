@@ -14,6 +14,7 @@ raised from, passes through one (or it is a SyntaxError in one).
 from __future__ import annotations
 
 import os
+import site
 import sys
 import sysconfig
 import traceback
@@ -22,7 +23,11 @@ from pathlib import Path
 PACKAGE = str(Path(__file__).resolve().parents[1])
 INSTALLED = {
     os.path.realpath(path)
-    for path in (sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib"))
+    for path in (
+        *(sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib", "platlib")),
+        *site.getsitepackages(),
+        site.getusersitepackages(),
+    )
     if path
 }
 
@@ -64,7 +69,7 @@ def fail(command: str, error: BaseException) -> int:
     lines = [f"tinygrad-rnn {command}: error in your code (traceback trimmed to your files):\n"]
     lines += _user_frames(culprit).format()
     lines += traceback.format_exception_only(type(culprit), culprit)
-    if culprit is not error:  # what the command was doing when it happened
+    if str(culprit) not in str(error):  # what the command was doing when it happened
         lines.append(f"(while: {error})\n")
     print("".join(lines), end="", file=sys.stderr)
     return 1

@@ -17,7 +17,7 @@ from .graph import add_graph_parser
 from .train import add_train_parsers
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> Parser:
     parser = Parser(prog="tinygrad-rnn", description=__doc__)
     parser.add_argument("--version", action="version", version=f"tinygrad-rnn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_graph_parser(commands)
     add_train_parsers(commands)
     add_bench_parser(commands)
+    parser.commands = commands.choices
     return parser
 
 
@@ -34,14 +35,19 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     it takes (SystemExit 2)."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    commands = parser.commands
     if args.command is None:
         parser.error(f"expected a command: {', '.join(commands)} (then --help for its options)")
     if unknown:
         command = commands[args.command]
-        options = [s for action in command._actions for s in action.option_strings]
-        close = difflib.get_close_matches(unknown[0].partition("=")[0], options, n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else f"; see tinygrad-rnn {args.command} --help"
+        # each option string -> the name the help leads with (--hidden -> --hidden-size)
+        names = {
+            s: next((o for o in a.option_strings if o.startswith("--")), s)
+            for a in command._actions
+            for s in a.option_strings
+        }
+        close = difflib.get_close_matches(unknown[0].partition("=")[0], list(names), n=1, cutoff=0.6)
+        hint = f"; did you mean {names[close[0]]}?" if close else f"; see tinygrad-rnn {args.command} --help"
         command.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     return args
 
