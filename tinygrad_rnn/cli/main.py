@@ -18,7 +18,12 @@ from .train import add_train_parsers
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="tinygrad-rnn", description=__doc__)
+    parser = Parser(
+        prog="tinygrad-rnn",
+        description="Recurrent networks from scratch: manual BPTT checked against the autograd, "
+        "pictures of the unrolled graph, a character-level language model.",
+        epilog="tinygrad-rnn COMMAND --help: a command's options and their defaults",
+    )
     parser.add_argument("--version", action="version", version=f"tinygrad-rnn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_demo_parser(commands)
