@@ -42,3 +42,11 @@ def one_blas_thread() -> Iterator[None]:
     (tinygrad_rnn/cli/threads.py); threads fighting for a busy core made the suite up to 10x slower."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_terminal_summary(config: pytest.Config) -> None:
+    """Silence nbmake's closing advertisement, printed while its option is on: by now the
+    notebooks, the one thing the option is for, have been collected and run."""
+    if hasattr(config.option, "nbmake"):
+        config.option.nbmake = False

@@ -8,11 +8,14 @@ from tinygrad_rnn.cli import main
 
 # (argv, a piece of the one line on stderr); paths are relative to the test's working folder
 MISTAKES = [
-    (["graph", "--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
-    (["graph", "--batch", "0"], "argument --batch: expected a positive integer"),
+    (["graph", "--steps", "0"], "argument --seq-len/--steps: expected a positive integer, got '0'"),
+    (["graph", "--batch", "0"], "argument --batch-size/--batch: expected a positive integer"),
     (["graph", "--max-steps", "0"], "argument --max-steps: expected a positive integer"),
-    (["graph", "--layers", "-1"], "argument --layers: expected a positive integer, got '-1'"),
-    (["graph", "--hidden-size", "two"], "argument --hidden-size: expected a positive integer, got 'two'"),
+    (["graph", "--layers", "-1"], "argument --num-layers/--layers: expected a positive integer, got '-1'"),
+    (
+        ["graph", "--hidden-size", "two"],
+        "argument --hidden-size/--hidden: expected a positive integer, got 'two'",
+    ),
     (["graph", "-o", "g.jpg"], "expected a file ending in .svg, .png, .pdf, .dot, got 'g.jpg'"),
     (["graph", "-o", "missing/g.svg"], "the folder 'missing' of 'missing/g.svg' does not exist"),
     (["graph", "-o", "file.txt/g.svg"], "'file.txt' (the folder of 'file.txt/g.svg') is a file"),
@@ -25,7 +28,7 @@ MISTAKES = [
     (["train", "--lr", "nan"], "argument --lr: expected a finite number > 0, got 'nan'"),
     (["train", "--clip", "-1"], "argument --clip: expected a finite number > 0"),
     (["train", "--steps", "-1"], "argument --steps: expected an integer ≥ 0, got '-1'"),
-    (["train", "--hidden", "0"], "argument --hidden: expected a positive integer"),
+    (["train", "--hidden", "0"], "argument --hidden-size/--hidden: expected a positive integer"),
     (["train", "--dropout", "1"], "argument --dropout: expected a number in [0, 1), got '1'"),
     (["train", "--eval-every", "0"], "argument --eval-every: expected a positive integer"),
     (["train", "--resume", "--force"], "argument --force: not allowed with argument --resume"),
@@ -40,7 +43,7 @@ MISTAKES = [
         "expected a finite number > 0, got 'inf'",
     ),
     (["sample", "--checkpoint", "missing.npz"], "no checkpoint at missing.npz"),
-    (["check", "--steps", "0"], "argument --steps: expected a positive integer"),
+    (["check", "--steps", "0"], "argument --seq-len/--steps: expected a positive integer"),
     (["check", "--lengths", "5,x"], '--lengths: expected integers like "5,3,2" or "random"'),
     (["check", "--lm", "--bidirectional"], "the language model is unidirectional"),
     (["check", "--clip", "nan"], "argument --clip: expected a finite number > 0, got 'nan'"),
@@ -48,10 +51,10 @@ MISTAKES = [
     (["demo", "-o", "demo.jpg"], "expected a file ending in .svg"),
     (["demo", "--threads", "x"], "argument --threads: expected a positive integer, got 'x'"),
     (["bench", "--runs", "0"], "argument --runs: expected a positive integer"),
-    (["bench", "--cells", "nope"], "unknown nope"),
-    (["bench", "--configs", "huge"], "unknown huge"),
+    (["bench", "--cells", "nope"], "--cells: unknown 'nope'; expected some of rnn,lstm,gru"),
+    (["bench", "--configs", "huge"], "--configs: unknown 'huge'; expected some of char,mid,big,long"),
     (["nonsense"], "invalid choice: 'nonsense'"),
-    ([], "the following arguments are required: command"),
+    ([], "expected a command: demo, check, graph, train, sample, bench"),
 ]
 
 

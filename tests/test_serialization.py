@@ -193,3 +193,51 @@ def test_saved_by_torch_loads_here_with_the_same_outputs(tmp_path):
     for name, p in model.named_parameters():
         their_grad = dict(theirs.named_parameters())[name].grad.numpy()
         np.testing.assert_allclose(p.grad.data, their_grad, rtol=1e-10, atol=1e-10, err_msg=name)
+
+
+# --- keys and dtypes the formats reserve or numpy lacks ----------------------------------------------
+
+
+def test_a_key_safetensors_reserves_is_refused_before_the_old_file_is_touched(tmp_path):
+    path = tmp_path / "w.safetensors"
+    tg.save({"a": np.arange(3.0)}, path)
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="'__metadata__' is reserved by the safetensors format"):
+        tg.save({"a": np.zeros(2), "__metadata__": np.zeros(1)}, path)
+    assert path.read_bytes() == before
+    np.testing.assert_array_equal(tg.load(path)["a"], np.arange(3.0))
+    tg.save({"__metadata__": np.zeros(1)}, tmp_path / "w.npz")  # an ordinary name in .npz
+
+
+def safetensors_bytes(entries: dict[str, tuple[str, list[int], bytes]]) -> bytes:
+    """A .safetensors file by hand: 8-byte little-endian header length, the JSON header, the data."""
+    import json
+
+    header, data = {}, b""
+    for name, (dtype, shape, raw) in entries.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    text = json.dumps(header).encode()
+    return len(text).to_bytes(8, "little") + text + data
+
+
+@pytest.mark.parametrize("dtype, size", [("BF16", 2), ("F8_E4M3", 1), ("F8_E5M2", 1)])
+def test_a_dtype_numpy_lacks_is_a_value_error_naming_file_key_and_dtype(tmp_path, dtype, size):
+    path = tmp_path / "torch_weights.safetensors"
+    entries = {
+        "fine": ("F32", [2], np.ones(2, np.float32).tobytes()),
+        "rnn.weight": (dtype, [3], b"\0" * 3 * size),
+    }
+    path.write_bytes(safetensors_bytes(entries))
+    with pytest.raises(ValueError, match=rf"torch_weights.safetensors: 'rnn.weight' is {dtype}, which numpy"):
+        tg.load(path)
+
+
+def test_torchs_bfloat16_file_is_a_value_error(tmp_path):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    path = tmp_path / "bf16.safetensors"
+    save_file({"w": torch.zeros(2, dtype=torch.bfloat16)}, str(path))
+    with pytest.raises(ValueError, match=r"bf16.safetensors: 'w' is BF16.*\.float\(\)"):
+        tg.load(path)

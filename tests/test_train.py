@@ -368,3 +368,88 @@ def test_a_cell_file_whose_parameters_ignore_the_dtype_is_one_line(tmp_path, tex
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "cell_l0.weight_ih is float64 but the model is float32" in err
+
+
+# --- checkpoints whose arrays are well-formed but do not fit ----------------------------------------
+
+
+def damage(path: Path, change) -> None:
+    """Rewrite the checkpoint at `path` with `change(arrays, meta)` applied (meta: the parsed JSON)."""
+    import json
+
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(str(arrays["meta"][()]))
+    change(arrays, meta)
+    arrays["meta"] = np.array(json.dumps(meta))
+    np.savez(path, **arrays)
+
+
+def _set(arrays, name, value):
+    arrays[name] = value
+
+
+def _nan_weight(arrays, name):
+    arrays[name] = arrays[name].copy()
+    arrays[name].flat[3] = np.nan
+
+
+DAMAGES = {  # name -> (change, a piece of the one line, whether sample reads it too)
+    "hidden of another shape": (
+        lambda a, m: _set(a, "hidden/0", np.zeros((1, 4, 7), np.float32)),
+        "its carried state hidden/0 is float32 (1, 4, 7), expected float32 (1, 4, 16)",
+        False,
+    ),
+    "tuple flag lost": (
+        lambda a, m: m.update(hidden_tuple=False),
+        "its carried state is 2 arrays but not marked a tuple",
+        False,
+    ),
+    "nan in the carried state": (
+        lambda a, m: _nan_weight(a, "hidden/1"),
+        "its carried state hidden/1 holds nan",
+        False,
+    ),
+    "surrogate code point in the vocabulary": (
+        lambda a, m: _set(a, "vocab", np.concatenate([a["vocab"][:-1], [0xD800]]).astype(np.int32)),
+        "code point 0xd800",
+        True,
+    ),
+    "nan weights of a diverged run": (
+        lambda a, m: _nan_weight(a, "model/rnn.weight_hh_l0"),
+        "rnn.weight_hh_l0 holds nan",
+        True,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", DAMAGES)
+def test_a_checkpoint_that_does_not_fit_is_one_line_for_resume_and_sample(tmp_path, text_file, capsys, name):
+    change, message, sample_reads_it = DAMAGES[name]
+    path = tmp_path / "run.npz"
+    assert main(["train", "--steps", "5", *tiny_args(text_file, path)]) == 0
+    damage(path, change)
+    before = path.read_bytes()
+    capsys.readouterr()
+    commands = [["train", "--resume", "--checkpoint", str(path), "--steps", "9", "-q"]]
+    commands += [["sample", "--checkpoint", str(path), "--length", "5"]] if sample_reads_it else []
+    for argv in commands:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith(f"tinygrad-rnn {argv[0]}: error:") and err.count("\n") == 1, err
+        assert message in err and "Traceback" not in err, err
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("temperature", [1e-310, 5e-324, 1e-30])
+def test_a_tiny_temperature_is_argmax_computed_stably(trained, temperature):
+    greedy = sample(trained.model, trained.vocab, 15, temperature=1e-4, prime="The", rng=0)
+    assert sample(trained.model, trained.vocab, 15, temperature=temperature, prime="The", rng=0) == greedy
+
+
+def test_sample_command_with_a_tiny_temperature(tmp_path, text_file, capsys):
+    path = tmp_path / "run.npz"
+    assert main(["train", "--steps", "5", *tiny_args(text_file, path)]) == 0
+    capsys.readouterr()
+    assert main(["sample", "--checkpoint", str(path), "--length", "10", "--temperature", "1e-310"]) == 0
+    assert len(capsys.readouterr().out) == 11

@@ -4,6 +4,7 @@ The suffix picks the format: `.safetensors` (the `safetensors` package's numpy A
 Hugging Face hub and `safetensors.torch.load_file/save_file` use, so weights move to and from
 PyTorch unchanged) or `.npz` (numpy's zip of `.npy` files, read with `allow_pickle=False`). Both
 hold a flat mapping name -> array of bool, int, uint or float dtype, and nothing executable.
+safetensors reserves the key `__metadata__` (its header's own entry): `save` refuses it there.
 
 `save` overwrites an existing file, as `torch.save` does, but atomically: the bytes go to a
 temporary file in the same directory, are flushed and fsync'ed, and only then renamed over the
@@ -13,6 +14,7 @@ target, so a failed or interrupted write leaves the old file as it was.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import stat
@@ -26,6 +28,7 @@ import numpy as np
 from .tensor import Tensor
 
 SUFFIXES = (".safetensors", ".npz")
+RESERVED = "__metadata__"  # the safetensors header's entry for free-form strings, never a tensor
 # the dtypes both formats store exactly (safetensors has no float128, no strings, no objects)
 DTYPES = tuple(
     np.dtype(t)
@@ -46,6 +49,11 @@ def save(state_dict: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
         hint = " (pass module.state_dict())" if hasattr(state_dict, "state_dict") else ""
         raise TypeError(f"save: expected a mapping of name -> array, got {_type_name(state_dict)}{hint}")
     arrays = {name: _array(name, value) for name, value in state_dict.items()}
+    if _is_safetensors(target) and RESERVED in arrays:
+        raise ValueError(
+            f"save: the key {RESERVED!r} is reserved by the safetensors format (its header's own entry); "
+            "rename it, or save to .npz"
+        )
     if target.is_dir():
         raise IsADirectoryError(f"save: {target} is a directory, expected a file path")
     if not target.parent.is_dir():
@@ -61,11 +69,14 @@ def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read a file written by `save` (or by safetensors / `np.savez` elsewhere): name -> a new array.
 
     FileNotFoundError when there is no such file, ValueError naming the file when it is not a
-    readable file of its suffix's format or holds a dtype numpy cannot represent (bfloat16).
+    readable file of its suffix's format, or naming the file, the key and the dtype when it holds a
+    dtype numpy cannot represent (torch's bfloat16 and float8 types).
     """
     source = _checked_path(path, "load")
     if not source.is_file():
         raise FileNotFoundError(f"load: no file at {source}")
+    if _is_safetensors(source):
+        _refuse_dtypes_numpy_lacks(source)
     try:
         if _is_safetensors(source):
             safetensors = _safetensors("load")
@@ -73,12 +84,41 @@ def load(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
                 arrays = safetensors.numpy.load_file(source)
             except safetensors.SafetensorError as error:
                 raise ValueError(error) from None
+            except (TypeError, AttributeError) as error:  # a dtype newer than the list above
+                raise ValueError(f"a dtype numpy has no type for: {error}") from None
         else:
             with np.load(source, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in npz.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"load: {source} is not a readable {source.suffix} file ({error})") from None
     return {name: np.array(array) for name, array in arrays.items()}
+
+
+# safetensors dtypes numpy has no type for (torch writes them); safetensors.numpy fails on them with
+# TypeError or AttributeError
+NOT_IN_NUMPY = ("BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3M2")
+
+
+def _refuse_dtypes_numpy_lacks(source: Path) -> None:
+    """ValueError naming the first entry whose dtype numpy cannot hold, read from the file's header
+    (8 bytes of little-endian length, then JSON name -> {dtype, shape, data_offsets})."""
+    with open(source, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if length > os.fstat(f.fileno()).st_size:
+            return  # not a safetensors header: safetensors' own error names the problem
+        try:
+            header = json.loads(f.read(length))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return
+    if not isinstance(header, dict):
+        return
+    for name, entry in header.items():
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if dtype in NOT_IN_NUMPY:
+            raise ValueError(
+                f"load: {source}: {name!r} is {dtype}, which numpy has no dtype for; convert it in torch "
+                "first (e.g. {k: v.float() for k, v in state_dict.items()} before save_file)"
+            )
 
 
 def write_atomically(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> None:

@@ -19,8 +19,10 @@ what tracemalloc sees numpy allocate during one step (PyTorch's allocations are 
 torch has no memory column).
 A second table times your own cell: the peephole LSTM of `nn.examples` (plain Tensor ops) through
 `nn.Recurrent` against the built-in `nn.LSTM`, at char, mid and long.
-Prints tables; asserts nothing. `tinygrad-rnn bench [--configs char,mid] [--cells lstm]`, or
-`python benchmarks/recurrent.py ...`.
+Prints tables, and a progress line on stderr before each row; asserts nothing. By default the
+small configs (char, mid) in 2 rounds of 3 runs, about a minute on 2 cores; `--full` times every
+config in 3 rounds of 5 runs (several minutes). `tinygrad-rnn bench [--full] [--configs char,mid]
+[--cells lstm]`, or `python benchmarks/recurrent.py ...`.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from ..lm.data import InputError
 from ..nn.examples import PeepholeLSTMCell
 from ..nn.recurrent import LAYERS, Recurrent
 from .arguments import positive_int
+from .failures import fail
 from .threads import add_threads_option, blas_threads
 
 CONFIGS = {
@@ -145,6 +148,9 @@ def steps_for(cell: str, config: str, torch_module: Any, yardstick: Any) -> dict
 
 
 CUSTOM_CELL_CONFIGS = ("char", "mid", "long")
+# (configs, runs, rounds): the default run (about a minute on 2 cores) and --full
+QUICK = (("char", "mid"), 3, 2)
+FULL = (tuple(CONFIGS), 5, 3)
 
 
 def custom_cell_steps(config: str) -> dict[str, Callable[[], object]]:
@@ -165,15 +171,30 @@ def custom_cell_steps(config: str) -> dict[str, Callable[[], object]]:
 
 def add_bench_parser(subparsers: Any) -> None:
     """Register `bench` on an argparse subparsers object."""
-    p = subparsers.add_parser("bench", help="time a training step: autograd vs manual vs PyTorch")
-    p.add_argument("--configs", default=",".join(CONFIGS), help=f"some of {','.join(CONFIGS)}")
-    p.add_argument("--cells", default=",".join(LAYERS), help=f"some of {','.join(LAYERS)}")
-    p.add_argument("--runs", type=positive_int, default=5, help="timed runs per round (the median is kept)")
+    p = subparsers.add_parser(
+        "bench",
+        help="time a training step: autograd vs manual vs PyTorch (about a minute; --full: several)",
+    )
+    (configs, runs, rounds), (all_configs, full_runs, full_rounds) = QUICK, FULL
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help=f"every config, {full_rounds} rounds of {full_runs} runs: the whole table (several minutes)",
+    )
+    p.add_argument(
+        "--configs",
+        help=f"some of {','.join(CONFIGS)} (default {','.join(configs)}; --full: {','.join(all_configs)})",
+    )
+    p.add_argument("--cells", default=",".join(LAYERS), help=f"some of {','.join(LAYERS)} (default all)")
+    p.add_argument(
+        "--runs",
+        type=positive_int,
+        help=f"timed runs per round, the median kept (default {runs}; --full: {full_runs})",
+    )
     p.add_argument(
         "--rounds",
         type=positive_int,
-        default=3,
-        help="rounds over the implementations (the fastest is shown)",
+        help=f"rounds over the implementations, the fastest shown (default {rounds}; --full: {full_rounds})",
     )
     p.add_argument("--no-torch", action="store_true", help="leave PyTorch out even when installed")
     p.add_argument(
@@ -194,21 +215,44 @@ def load_yardstick(path: str) -> dict[str, Callable[..., object]]:
     return cells
 
 
+class Progress:
+    """'bench: [k/n] what, s elapsed' on stderr before each row, so a long run says where it is."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.start = total, 0, time.perf_counter()
+
+    def next(self, what: str) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        print(
+            f"bench: [{self.done}/{self.total}] {what} ({elapsed:.0f} s so far)", file=sys.stderr, flush=True
+        )
+
+
 def ratio(ms: dict[str, float], a: str, b: str) -> str:
     return f"{ms[a] / ms[b]:.2f}" if a in ms and b in ms else "-"
 
 
-def run_bench(args: argparse.Namespace) -> int:
-    configs, cells = args.configs.split(","), args.cells.split(",")
-    unknown = sorted(set(configs) - set(CONFIGS)) + sorted(set(cells) - set(LAYERS))
+def _names(option: str, text: str, known: Any) -> list[str]:
+    """A comma-separated list of names, each one of `known`; InputError naming the others."""
+    names = text.split(",")
+    unknown = [name for name in names if name not in known]
     if unknown:
-        print(f"tinygrad-rnn bench: error: unknown {', '.join(unknown)}", file=sys.stderr)
-        return 2
+        raise InputError(
+            f"{option}: unknown {', '.join(map(repr, unknown))}; expected some of {','.join(known)}"
+        )
+    return names
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    default_configs, runs, rounds = FULL if args.full else QUICK
+    args.runs, args.rounds = args.runs or runs, args.rounds or rounds
     try:
+        configs = _names("--configs", args.configs or ",".join(default_configs), CONFIGS)
+        cells = _names("--cells", args.cells, LAYERS)
         yardstick = load_yardstick(args.yardstick) if args.yardstick else None
     except InputError as error:
-        print(f"tinygrad-rnn bench: error: {error}", file=sys.stderr)
-        return 2
+        return fail("bench", error)
     torch = None
     if not args.no_torch:
         try:
@@ -225,30 +269,33 @@ def run_bench(args: argparse.Namespace) -> int:
     header += f"{'man/yard':>10}{'auto/yard':>11}{'auto/opbyop':>13}{'auto/torch':>12}"
     header += f"{'peak auto MB':>14}{'peak manual MB':>16}{'threads':>9}"
     print(header)
-    for cell in cells:
-        for config in configs:
-            implementations = steps_for(cell, config, torch, yardstick)
-            runs = max(3, args.runs if config != "big" else 3)
-            _, batch, _, hidden = CONFIGS[config]
-            with blas_threads(args.threads, batch, hidden, 4 * hidden) as threads:
-                if torch is not None:
-                    torch.set_num_threads(threads)
-                timed = median_seconds(implementations, runs, args.rounds)
-                ms = {name: t * 1e3 for name, t in timed.items()}
-                mem = {name: peak_bytes(implementations[name]) / 2**20 for name in ("autograd", "manual")}
-            times = "".join(f"{ms[c]:>11.1f}" if c in ms else f"{'-':>11}" for c in columns)
-            print(
-                f"{cell:<5}{config:<7}{times}{ratio(ms, 'manual', 'yardstick'):>10}"
-                f"{ratio(ms, 'autograd', 'yardstick'):>11}{ratio(ms, 'autograd', 'op by op'):>13}"
-                f"{ratio(ms, 'autograd', 'torch'):>12}{mem['autograd']:>14.1f}{mem['manual']:>16.1f}"
-                f"{threads:>9}",
-                flush=True,
-            )
     custom = [config for config in configs if config in CUSTOM_CELL_CONFIGS]
+    rows = [(cell, config) for cell in cells for config in configs]
+    progress = Progress(len(rows) + len(custom))
+    for cell, config in rows:
+        progress.next(f"{cell} {config}")
+        implementations = steps_for(cell, config, torch, yardstick)
+        runs = max(3, args.runs if config != "big" else 3)
+        _, batch, _, hidden = CONFIGS[config]
+        with blas_threads(args.threads, batch, hidden, 4 * hidden) as threads:
+            if torch is not None:
+                torch.set_num_threads(threads)
+            timed = median_seconds(implementations, runs, args.rounds)
+            ms = {name: t * 1e3 for name, t in timed.items()}
+            mem = {name: peak_bytes(implementations[name]) / 2**20 for name in ("autograd", "manual")}
+        times = "".join(f"{ms[c]:>11.1f}" if c in ms else f"{'-':>11}" for c in columns)
+        print(
+            f"{cell:<5}{config:<7}{times}{ratio(ms, 'manual', 'yardstick'):>10}"
+            f"{ratio(ms, 'autograd', 'yardstick'):>11}{ratio(ms, 'autograd', 'op by op'):>13}"
+            f"{ratio(ms, 'autograd', 'torch'):>12}{mem['autograd']:>14.1f}{mem['manual']:>16.1f}"
+            f"{threads:>9}",
+            flush=True,
+        )
     if custom:
         print("\nyour own cell: nn.Recurrent(nn.examples.PeepholeLSTMCell) (plain Tensor ops) vs nn.LSTM")
         print(f"{'config':<7}{'peephole ms':>12}{'op by op ms':>12}{'nn.LSTM ms':>12}{'peephole/LSTM':>15}")
     for config in custom:
+        progress.next(f"your own cell {config}")
         _, batch, _, hidden = CONFIGS[config]
         with blas_threads(args.threads, batch, hidden, 4 * hidden):
             timed = median_seconds(custom_cell_steps(config), args.runs, args.rounds)

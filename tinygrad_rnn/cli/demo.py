@@ -33,8 +33,8 @@ def demo(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     print("1. A 2-layer bidirectional LSTM on a padded batch (lengths 5, 3, 2): the hand-written")
     print("   BPTT of tinygrad_rnn.manual against the autograd and central finite differences.\n")
-    code = run_check(_parse(add_check_parser, ["check", "--cell", "lstm", "--layers", "2", "--bidirectional",
-                                        "--lengths", "5,3,2", "--fd", "--seed", str(args.seed)]))  # fmt: skip
+    argv = ["check", "--cell", "lstm", "--num-layers", "2", "--bidirectional", "--lengths", "5,3,2", "--fd"]
+    code = run_check(_parse(add_check_parser, [*argv, "--seed", str(args.seed)]))
     print("\n2. Every cell type, 2 layers, bidirectional, batch_first, random lengths:\n")
     for cell in CHECK_CELLS:
         report = compare_cell(cell, args.seed)
@@ -47,7 +47,7 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"   {'peephole lstm':<17} {report.verdict()}")
     code = max(code, 0 if report.ok else 1)
     print("\n3. The unrolled graph of a 3-step LSTM, gradients coloured by their norm:")
-    code = max(code, graph(_parse(add_graph_parser, ["graph", "--cell", "lstm", "--steps", "3", "--grads",
+    code = max(code, graph(_parse(add_graph_parser, ["graph", "--cell", "lstm", "--seq-len", "3", "--grads",
                                               "--detail", "cells", "-o", str(args.output)])))  # fmt: skip
     return code
 

@@ -2,10 +2,13 @@
 
 Every tensor the command makes is named (x, h0, c0, the loss weights G, loss). Sequences longer than
 `viz.READABLE_STEPS` are drawn with their middle steps elided unless `--all-steps` is given, and a
-render that takes longer than `--timeout` seconds is stopped.
+render that takes longer than `--timeout` seconds is stopped. The picture is written to a temporary
+file beside the target and renamed over it, so an interrupted render leaves nothing half-written.
 """
 
 import argparse
+import os
+import shutil
 import sys
 from typing import Any
 
@@ -16,41 +19,50 @@ from ..lm.cells import resolve_cell
 from ..lm.data import InputError
 from ..nn.recurrent import make_layer
 from ..viz.backends import FORMATS
-from .arguments import output_file, positive_float, positive_int
+from .arguments import add_shape_options, output_file, parse_lengths, positive_float, positive_int
 from .cells import add_cell_option
+from .failures import fail
 from .threads import add_threads_option, blas_threads
 
 
 def graph(args: argparse.Namespace) -> int:
     """Build a small recurrent layer, run forward and backward, and render its unrolled graph."""
-    rows, inner = args.batch, args.hidden_size
+    rows, inner = args.batch_size, args.hidden_size
     with blas_threads(args.threads, rows, inner, 4 * inner):
-        return _graph(args)
+        try:
+            return _graph(args)
+        except InputError as error:
+            return fail("graph", error)
 
 
 def _graph(args: argparse.Namespace) -> int:
+    if args.output.suffix.lower() == ".pdf" and shutil.which("dot") is None:
+        raise InputError(
+            f"-o {args.output}: pdf needs the system Graphviz (`dot` on the PATH: apt-get install graphviz, "
+            "brew install graphviz, ...); .svg, .png and .dot need nothing more"
+        )
     rng = np.random.default_rng(args.seed)
-    try:
-        cell = resolve_cell(args.cell)
-    except InputError as error:
-        print(f"tinygrad-rnn graph: error: {error}", file=sys.stderr)
-        return 2
+    cell = resolve_cell(args.cell)
     model = make_layer(
         cell,
         args.input_size,
         args.hidden_size,
-        args.layers,
+        args.num_layers,
         bidirectional=args.bidirectional,
         dtype=np.float64,
         rng=rng,
     )
+    model.batch_first = args.batch_first  # a plain flag read by forward, as in torch
     # x, h0 and c0 require grad so that the picture shows dL/dx and dL/dh0 (and keeps their names:
     # an op on tensors that need no gradient records nothing, its result is a new, unnamed leaf)
-    x = Tensor(rng.standard_normal((args.steps, args.batch, args.input_size)), requires_grad=True, name="x")
-    state_shape = (args.layers * (2 if args.bidirectional else 1), args.batch, args.hidden_size)
+    layout = (args.batch_size, args.seq_len) if args.batch_first else (args.seq_len, args.batch_size)
+    x = Tensor(rng.standard_normal((*layout, args.input_size)), requires_grad=True, name="x")
+    lengths = parse_lengths(args.lengths, args.seq_len, args.batch_size, rng)
+    state_shape = (args.num_layers * (2 if args.bidirectional else 1), args.batch_size, args.hidden_size)
     h0 = Tensor(np.zeros(state_shape), requires_grad=True, name="h0")
     c0 = Tensor(np.zeros(state_shape), requires_grad=True, name="c0")
-    output, _ = model(x, {"lstm": (h0, c0), "rnn": h0, "gru": h0}.get(args.cell))  # your cell: its zeros
+    hx = {"lstm": (h0, c0), "rnn": h0, "gru": h0}.get(args.cell)  # your cell: its zeros
+    output, _ = model(x, hx, lengths=lengths)
     loss = (output * Tensor(rng.standard_normal(output.shape), name="G")).sum()
     loss.name = "loss"
     if args.grads:
@@ -67,12 +79,16 @@ def _graph(args: argparse.Namespace) -> int:
     )
     if picture.elided:
         print(f"tinygrad-rnn graph: {picture.elided}; --all-steps draws every step", file=sys.stderr)
+    temporary = args.output.with_name(f".{args.output.name}.{os.getpid()}.tmp{args.output.suffix}")
     try:
-        path = viz.render(picture, args.output, timeout=args.timeout)
+        viz.render(picture, temporary, timeout=args.timeout)
+        os.replace(temporary, args.output)
     except viz.RenderError as error:
         print(f"tinygrad-rnn graph: error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {path}")
+    finally:
+        temporary.unlink(missing_ok=True)
+    print(f"wrote {args.output}")
     return 0
 
 
@@ -81,12 +97,8 @@ def add_graph_parser(commands: Any) -> None:
         "graph", help="render the unrolled graph of a small RNN/LSTM/GRU or your own cell"
     )
     add_cell_option(p, "lstm", "lstm")
-    p.add_argument("--steps", type=positive_int, default=4, help="T")
-    p.add_argument("--layers", type=positive_int, default=1)
-    p.add_argument("--bidirectional", action="store_true")
-    p.add_argument("--batch", type=positive_int, default=2, help="N")
-    p.add_argument("--input-size", type=positive_int, default=3, help="D")
-    p.add_argument("--hidden-size", type=positive_int, default=4, help="H")
+    add_shape_options(p, seq_len=4, batch_size=2, input_size=3, hidden_size=4)
+    p.add_argument("--lengths", help='one length per sequence, e.g. "4,2", or "random"')
     p.add_argument("--detail", choices=["ops", "cells"], default="ops")
     p.add_argument("--grads", action="store_true", help="colour nodes by the norm of their gradient")
     steps = p.add_mutually_exclusive_group()

@@ -10,35 +10,42 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
 from ..lm import checkpoint as ckpt
 from ..lm.data import InputError
-from ..lm.training import TrainConfig, load_model, sample, train
+from ..lm.training import DTYPES, TrainConfig, load_model, sample, train
 from .arguments import count, fraction, positive_float, positive_int
 from .cells import add_cell_option
+from .failures import fail, interrupted
 from .threads import add_threads_option, blas_threads
 
 DEFAULTS = TrainConfig()
 
-# CLI option -> (TrainConfig field, type, metavar, help); each defaults to the config's value (or, with
-# --resume, to the checkpoint's), so only the options given on the command line change a run.
-TRAIN_OPTIONS: dict[str, tuple[str, Any, str, str]] = {
-    "--text": ("text", str, "FILE", "a UTF-8 text file (default: the shipped Hamlet)"),
-    "--embedding": ("embedding", positive_int, "E", "embedding size E"),
-    "--hidden": ("hidden", positive_int, "H", "hidden size H"),
-    "--layers": ("layers", positive_int, "L", "number of stacked recurrent layers L"),
-    "--dropout": ("dropout", fraction, "P", "dropout between recurrent layers"),
-    "--seq-len": ("seq_len", positive_int, "T", "time steps T per batch (the BPTT truncation length)"),
-    "--batch": ("batch", positive_int, "N", "parallel tracks N per batch"),
-    "--steps": ("steps", count, "S", "total number of updates (a resumed run counts those already done)"),
-    "--lr": ("lr", positive_float, "LR", "Adam's learning rate"),
-    "--clip": ("clip", positive_float, "C", "maximum joint gradient norm"),
-    "--eval-every": ("eval_every", positive_int, "K", "validation loss (and checkpoint) every K steps"),
-    "--sample-every": ("sample_every", positive_int, "K", "print a generated sample every K steps"),
-    "--seed": ("seed", int, "SEED", "seed of the initial weights, dropout and samples"),
+# CLI option names (PyTorch's first, the older ones accepted) -> (TrainConfig field, type, metavar,
+# help); each defaults to the config's value (or, with --resume, to the checkpoint's), so only the
+# options given on the command line change a run.
+TRAIN_OPTIONS: dict[tuple[str, ...], tuple[str, Any, str, str]] = {
+    ("--text",): ("text", str, "FILE", "a UTF-8 text file (default: the shipped Hamlet)"),
+    ("--embedding-dim", "--embedding"): ("embedding", positive_int, "E", "embedding size E"),
+    ("--hidden-size", "--hidden"): ("hidden", positive_int, "H", "hidden size H"),
+    ("--num-layers", "--layers"): ("layers", positive_int, "L", "number of stacked recurrent layers L"),
+    ("--dropout",): ("dropout", fraction, "P", "dropout between recurrent layers"),
+    ("--seq-len",): ("seq_len", positive_int, "T", "time steps T per batch (the BPTT truncation length)"),
+    ("--batch-size", "--batch"): ("batch", positive_int, "N", "parallel tracks N per batch"),
+    ("--steps",): (
+        "steps",
+        count,
+        "S",
+        "train until S updates in all: with --resume those in the checkpoint count, so S must exceed "
+        "its step (default 2500, with --resume the checkpoint's)",
+    ),
+    ("--lr",): ("lr", positive_float, "LR", "Adam's learning rate"),
+    ("--clip",): ("clip", positive_float, "C", "maximum joint gradient norm"),
+    ("--eval-every",): ("eval_every", positive_int, "K", "validation loss (and checkpoint) every K steps"),
+    ("--sample-every",): ("sample_every", positive_int, "K", "print a generated sample every K steps"),
+    ("--seed",): ("seed", int, "SEED", "seed of the initial weights, dropout and samples"),
 }
 
 
@@ -46,10 +53,15 @@ def add_train_parsers(commands: argparse._SubParsersAction) -> None:
     """Register `train` and `sample` on the `tinygrad-rnn` subcommand parser."""
     p = commands.add_parser("train", help="train a character-level language model on a text")
     add_cell_option(p, None, DEFAULTS.cell)
-    for option, (name, kind, metavar, text) in TRAIN_OPTIONS.items():
+    for options, (name, kind, metavar, text) in TRAIN_OPTIONS.items():
         default = getattr(DEFAULTS, name)
-        suffix = f" (default {default})" if default is not None else ""
-        p.add_argument(option, dest=name, type=kind, metavar=metavar, help=text + suffix)
+        suffix = f" (default {default})" if default is not None and "default" not in text else ""
+        p.add_argument(*options, dest=name, type=kind, metavar=metavar, help=text + suffix)
+    p.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        help="the model's float type (default float32, or a cell file's own when its class takes no dtype=)",
+    )
     p.add_argument("--checkpoint", metavar="PATH", help="write a checkpoint (.npz) here as training goes")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="continue the run saved in --checkpoint")
@@ -83,9 +95,9 @@ def add_train_parsers(commands: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """Train as the options say; one line on stderr and exit code 2 for input it cannot use."""
     if args.checkpoint and not (args.resume or args.force) and Path(args.checkpoint).is_file():
-        return _fail(
+        return fail(
             "train",
-            f"{args.checkpoint} exists: continue it with --resume, or replace it with --force",
+            InputError(f"{args.checkpoint} exists: continue it with --resume, or replace it with --force"),
         )
     batch = args.batch or DEFAULTS.batch
     hidden = args.hidden or DEFAULTS.hidden
@@ -95,7 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name, *_ in TRAIN_OPTIONS.values()}
-    given["cell"] = args.cell
+    given["cell"], given["dtype"] = args.cell, args.dtype
     given = {name: value for name, value in given.items() if value is not None}
     try:
         base = DEFAULTS
@@ -106,10 +118,9 @@ def _train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(base, checkpoint=args.checkpoint, **given)
         result = train(config, resume=args.resume, verbose=not args.quiet)
     except InputError as error:
-        return _fail("train", error)
+        return fail("train", error)
     except KeyboardInterrupt:
-        print("tinygrad-rnn train: interrupted; the last checkpoint written is intact", file=sys.stderr)
-        return 130
+        return interrupted("train", "the last checkpoint written is intact")
     print(
         f"{result.steps_run} steps in {result.elapsed:.1f} s ({result.steps_per_second:.1f} steps/s); "
         f"validation {result.valid_bpc:.3f} bits/char, unigram baseline {result.unigram_bpc:.3f} bits/char"
@@ -131,11 +142,6 @@ def _sample(args: argparse.Namespace) -> int:
             model, vocab, args.length, temperature=args.temperature, prime=args.prime, rng=args.seed
         )
     except InputError as error:
-        return _fail("sample", error)
+        return fail("sample", error)
     print(text)
     return 0
-
-
-def _fail(command: str, error: Exception) -> int:
-    print(f"tinygrad-rnn {command}: error: {error}", file=sys.stderr)
-    return 2

@@ -59,8 +59,8 @@ class Problem(NamedTuple):
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        """('h',), ('h', 'c'), ...: the arrays of a state, named as in h0 / h_n."""
-        return state_names(len(self.state0))
+        """('h',), ('h', 'c'), ... or the cell's own names: the arrays of a state, as in h0 / h_n."""
+        return names_of_state(self.layer, len(self.state0))
 
     def as_hx(self, state: tuple[Any, ...]) -> Any:
         """A state's arrays (or Tensors) in the form the layer and the manual cell take."""
@@ -154,6 +154,15 @@ def _manual_cell(layer: RecurrentBase, manual: Any, finite_differences: bool) ->
     return cell, {**options, **extra}
 
 
+def names_of_state(layer: RecurrentBase, count: int) -> tuple[str, ...]:
+    """The names of a state of `count` arrays: the cell class's own `state_names` (e.g. ('h', 'm'))
+    when it declares as many, else ('h',), ('h', 'c'), ('h', 's1', 's2'), ..."""
+    own = getattr(getattr(layer, "cell", None), "state_names", None)
+    if isinstance(own, tuple | list) and len(own) == count and all(isinstance(n, str) for n in own):
+        return tuple(own)
+    return state_names(count)
+
+
 def _state_form(
     problem_module: Any, layer: RecurrentBase, is_lm: bool, example: np.ndarray
 ) -> tuple[int, bool, tuple[int, ...]]:
@@ -166,10 +175,15 @@ def _state_form(
 
 
 def _initial_state(
-    hx: Any, lead: tuple[int, ...], widths: tuple[int, ...], dtype: np.dtype, count: int, is_tuple: bool
+    hx: Any,
+    lead: tuple[int, ...],
+    widths: tuple[int, ...],
+    dtype: np.dtype,
+    names: tuple[str, ...],
+    is_tuple: bool,
 ) -> tuple[np.ndarray, ...]:
     """hx as a tuple of arrays of shapes (*lead, width) (zeros when hx is None)."""
-    names = state_names(count)
+    count = len(names)
     shapes = [(*lead, w) for w in widths]
     if hx is None:
         return tuple(np.zeros(shape, dtype=dtype) for shape in shapes)
@@ -220,7 +234,8 @@ def make_problem(
                 f"got {tokens.shape} and {targets.shape}"
             )
         count, is_tuple, widths = _state_form(module, layer, True, tokens[:1])
-        state0 = _initial_state(hx, (rows, tokens.shape[1]), widths, dtype, count, is_tuple)
+        names = names_of_state(layer, count)
+        state0 = _initial_state(hx, (rows, tokens.shape[1]), widths, dtype, names, is_tuple)
         return Problem(
             module, layer, True, dtype, None, tokens, targets, state0, is_tuple, upstream={}, **common
         )
@@ -234,9 +249,10 @@ def make_problem(
         )
     batch = () if x.ndim == 2 else (x.shape[0 if layer.batch_first else 1],)
     count, is_tuple, widths = _state_form(module, layer, False, x)
-    state0 = _initial_state(hx, (rows, *batch), widths, dtype, count, is_tuple)
+    names = names_of_state(layer, count)
+    state0 = _initial_state(hx, (rows, *batch), widths, dtype, names, is_tuple)
     shapes = {"output": (*x.shape[:-1], layer.num_directions * widths[0])}
-    shapes.update({f"{name}_n": s.shape for name, s in zip(state_names(count), state0, strict=True)})
+    shapes.update({f"{name}_n": s.shape for name, s in zip(names, state0, strict=True)})
     rng = np.random.default_rng(seed)
     upstream = {key: rng.standard_normal(shape).astype(dtype) for key, shape in shapes.items()}
     return Problem(module, layer, False, dtype, x, None, None, state0, is_tuple, upstream=upstream, **common)

@@ -3,8 +3,10 @@
 `resolve_cell("lstm")` is "lstm"; `resolve_cell("path/to/file.py:ClassName")` imports the file and
 returns its class, which must be an nn.Module subclass following the cell protocol (nn.Recurrent).
 Used by `tinygrad-rnn train` and `graph` (`--cell`) and by training configs and checkpoints, which
-keep the text. A missing file, a missing class, a file that fails to import or a class that is not
-a Module is an InputError with a one-line message.
+keep the text with the file's absolute path (`absolute_spec`), so that they work from any folder. A
+missing file, a missing class, a file that fails to import or a class that is not a Module is an
+InputError with a one-line message; an exception the file raised is its cause (`raise ... from`), so
+that the command line can show where in the file it happened.
 """
 
 from __future__ import annotations
@@ -36,6 +38,22 @@ def resolve_cell(text: str) -> CellSpec:
     return load_cell(text)
 
 
+def absolute_spec(text: str) -> str:
+    """'path/to/file.py:ClassName' with the file's absolute path; any other text as it is."""
+    if text in LAYERS or not is_cell_file(text):
+        return text
+    path, _, name = text.rpartition(":")
+    return f"{Path(path).resolve()}:{name}"
+
+
+def cell_label(text: str) -> str:
+    """How a cell is named in messages: 'LSTM' for 'lstm', 'ClassName (file.py)' for a cell file."""
+    if not is_cell_file(text):
+        return text.upper()
+    path, _, name = text.rpartition(":")
+    return f"{name} ({Path(path).name})"
+
+
 def import_file(path_text: str, what: str) -> ModuleType:
     """The Python file at `path_text`, imported (`what` names it in the one-line errors)."""
     path = Path(path_text)
@@ -49,16 +67,21 @@ def import_file(path_text: str, what: str) -> ModuleType:
     sys.modules[module_name] = module  # so that dataclasses and the like in the file find their module
     try:
         found.loader.exec_module(module)
-    except Exception as error:  # noqa: BLE001 (any error in the user's file is reported in one line)
+    except Exception as error:  # noqa: BLE001 (any error in the user's file; the cause says where)
         del sys.modules[module_name]
-        raise InputError(
-            f"{what} file {path_text} failed to import: {type(error).__name__}: {error}"
-        ) from None
+        message = f"{what} file {path_text} failed to import: {type(error).__name__}: {error}"
+        raise InputError(message) from error
     return module
 
 
 def load_cell(spec: str) -> type[Module]:
     """The class `ClassName` defined in the Python file of 'path/to/file.py:ClassName'."""
+    return load_cell_file(spec)[0]
+
+
+def load_cell_file(spec: str) -> tuple[type[Module], ModuleType]:
+    """The class `ClassName` of 'path/to/file.py:ClassName' and the file's module (which may have
+    imported the class from elsewhere)."""
     if not is_cell_file(spec):
         raise InputError(f"cell: expected {SPEC}, got {spec!r}")
     path_text, _, name = spec.rpartition(":")
@@ -73,4 +96,4 @@ def load_cell(spec: str) -> type[Module]:
     if not (isinstance(cls, type) and issubclass(cls, Module)):
         what = f"the class {cls.__name__}" if isinstance(cls, type) else f"a {type(cls).__name__}"
         raise InputError(f"{spec} is {what}, not an nn.Module subclass (a cell class)")
-    return cls
+    return cls, module

@@ -85,6 +85,15 @@ def load(path: str | Path) -> Checkpoint:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # np.load would try pickle and talk of allow_pickle
+        hint = (
+            " (a .safetensors file holds weights only: read it with tg.load)"
+            if path.suffix == ".safetensors"
+            else ""
+        )
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint: not a .npz (zip) file as `tinygrad-rnn train` writes{hint}"
+        )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
@@ -103,9 +112,16 @@ def restore(
 ) -> None:
     """Load the parameters into `model` and the state into `optimizer`, all or nothing.
 
-    A checkpoint of another model shape raises CheckpointError naming the keys and shapes that
-    differ; on any error the model and the optimizer are left as they were.
+    A checkpoint of another model shape, or whose weights hold nan or inf (a diverged run), raises
+    CheckpointError naming the keys and shapes that differ; on any error the model and the optimizer
+    are left as they were.
     """
+    for name, array in checkpoint.model.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise CheckpointError(
+                f"{source}: {name} holds {non_finite(array)} (the run diverged): use an earlier checkpoint, "
+                "or train again with a lower --lr or --clip"
+            )
     before = model.state_dict()
     try:
         model.load_state_dict(checkpoint.model)
@@ -119,6 +135,11 @@ def restore(
     except ValueError as error:
         model.load_state_dict(before)
         raise CheckpointError(f"{source} does not fit the optimizer: {error}") from None
+
+
+def non_finite(array: np.ndarray) -> str:
+    """What a float array that is not all finite holds: 'nan' if any, else 'inf'."""
+    return "nan" if np.isnan(array).any() else "inf"
 
 
 def _to_arrays(checkpoint: Checkpoint) -> dict[str, np.ndarray]:

@@ -116,6 +116,11 @@ class Vocabulary:
             raise InputError(
                 f"Vocabulary: expected a 1-D array of code points, got {codes.dtype} {codes.shape}"
             )
+        surrogates = codes[(codes >= 0xD800) & (codes <= 0xDFFF)]
+        if surrogates.size:
+            raise InputError(
+                f"Vocabulary: code point {int(surrogates[0]):#x} is a UTF-16 surrogate, not a character"
+            )
         return cls(chr(int(c)) for c in codes)
 
 

@@ -11,7 +11,9 @@ A run is deterministic given its config (the seed draws the initial weights and 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import inspect
 import math
 import sys
 import time
@@ -25,11 +27,12 @@ from ..context import no_grad
 from ..factories import generator
 from ..nn import LanguageModel
 from ..nn import functional as F
+from ..nn.recurrent import make_layer
 from ..nn.utils import clip_grad_norm_
 from ..optim import Adam
 from ..tensor import Tensor
 from . import checkpoint as ckpt
-from .cells import resolve_cell
+from .cells import absolute_spec, cell_label, resolve_cell
 from .data import Batches, InputError, Vocabulary, load_corpus, tracks, unigram_entropy
 
 try:
@@ -41,14 +44,18 @@ LN2 = math.log(2.0)
 EVAL_TRACKS = 32
 
 # Options that fix the model or the walk over the data: a resumed run must keep them.
-FIXED_ON_RESUME = ("cell", "embedding", "hidden", "layers", "dropout", "batch", "valid_fraction")
+FIXED_ON_RESUME = ("cell", "dtype", "embedding", "hidden", "layers", "dropout", "batch", "valid_fraction")
+DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a run depends on.
 
-    Model: cell, embedding E, hidden H, layers L, dropout (between layers). Data: text (None: the
+    Model: cell (a built-in's name, or 'path/to/file.py:ClassName', kept with the file's absolute path),
+    dtype ('float32', 'float64', or None: float32, or for a cell class that takes no `dtype=` the
+    dtype its parameters are made in), embedding E, hidden H, layers L, dropout (between layers).
+    Data: text (None: the
     shipped Hamlet), valid_fraction (the end of the text), seq_len T, batch N. Optimisation: steps
     (counted from 0, so resuming a run of k steps with steps=2k trains k more), Adam's lr, clip (max
     joint gradient norm). Reporting: validation loss every eval_every steps, a sample of
@@ -57,6 +64,7 @@ class TrainConfig:
     """
 
     cell: str = "lstm"
+    dtype: str | None = None
     text: str | None = None
     embedding: int = 32
     hidden: int = 128
@@ -87,10 +95,13 @@ class TrainConfig:
                 bad.append(f"{name}={getattr(self, name)!r}")
         if not 0 <= self.dropout < 1:
             bad.append(f"dropout={self.dropout!r}")
+        if self.dtype is not None and self.dtype not in DTYPES:
+            bad.append(f"dtype={self.dtype!r}")
         if bad:
             raise InputError(
                 f"invalid training options (sizes and counts must be positive): {', '.join(bad)}"
             )
+        object.__setattr__(self, "cell", absolute_spec(self.cell))  # frozen: set once, here
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -139,12 +150,31 @@ class TrainResult:
 def build_model(config: TrainConfig, vocab_size: int, rng: np.random.Generator) -> LanguageModel:
     """The model a config describes, its initial weights drawn from `rng` (which then drives dropout)."""
     cell = resolve_cell(config.cell)  # 'lstm', or the class a 'path/to/file.py:ClassName' names
-    try:
-        return LanguageModel(
-            vocab_size, config.embedding, config.hidden, cell, config.layers, config.dropout, rng=rng
+    sizes = (vocab_size, config.embedding, config.hidden, cell, config.layers, config.dropout)
+    own = _own_dtype(cell, config, rng)
+    if own and config.dtype and own != config.dtype:
+        raise InputError(
+            f"cell {cell_label(config.cell)} takes no dtype= and makes its parameters in {own}, "
+            f"but --dtype is {config.dtype}: leave --dtype out, or give the cell a dtype= argument"
         )
+    try:
+        return LanguageModel(*sizes, dtype=config.dtype or own or "float32", rng=rng)
     except (TypeError, ValueError) as error:  # a user's cell that cannot be built as told
-        raise InputError(f"cell {config.cell}: {error}") from None
+        raise InputError(f"cell {cell_label(config.cell)}: {error}") from error
+
+
+def _own_dtype(cell: Any, config: TrainConfig, rng: np.random.Generator) -> str | None:
+    """The one float dtype a cell class that takes no `dtype=` makes its parameters in (one layer
+    built with a copy of `rng`, so the model's own draws are unchanged); None for any other cell."""
+    try:
+        parameters = inspect.signature(cell).parameters.values()
+    except (TypeError, ValueError):  # a built-in's name, or no signature to read
+        return None
+    if any(p.name == "dtype" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    probe = make_layer(cell, config.embedding, config.hidden, rng=copy.deepcopy(rng))
+    kinds = {str(p.dtype) for p in probe.parameters() if p.dtype.kind == "f"}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) -> TrainResult:
@@ -175,11 +205,8 @@ def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) ->
             raise ckpt.CheckpointError(
                 f"checkpoint {config.checkpoint} has an invalid random state: {error}"
             ) from None
-        step, position, hidden = (
-            saved.step,
-            saved.position,
-            _state_from_arrays(saved.hidden, saved.hidden_tuple),
-        )
+        step, position = saved.step, saved.position
+        hidden = _carried_state(saved, model, config)
         losses = saved.history["train_loss"].tolist()
         valid_steps = saved.history["valid_step"].astype(int).tolist()
         valid_losses = saved.history["valid_loss"].tolist()
@@ -188,7 +215,8 @@ def train(config: TrainConfig, *, resume: bool = False, verbose: bool = True) ->
     result = TrainResult(model, vocab, config, np.array([]), np.array([]), np.array([]), unigram)
     progress = _Progress(step, config.steps, verbose)
     progress.write(
-        f"{config.cell.upper()} L={config.layers} H={config.hidden} E={config.embedding}, V={vocab_size}, "
+        f"{cell_label(config.cell)} L={config.layers} H={config.hidden} E={config.embedding} "
+        f"{np.dtype(model.embedding.weight.dtype)}, V={vocab_size}, "
         f"{len(corpus.train):,} training and {len(corpus.valid):,} validation characters; "
         f"unigram baseline {unigram / LN2:.3f} bpc"
     )
@@ -309,8 +337,9 @@ def sample(
         with no_grad():
             logits, state = model(context[:, None])
             while len(drawn) < length:
-                z = logits.data[-1, 0].astype(np.float64) / temperature
-                p = np.exp(z - z.max())
+                z = logits.data[-1, 0].astype(np.float64)
+                with np.errstate(over="ignore"):  # (z − max z)/τ: ≤ 0, so a tiny τ gives -inf, never nan
+                    p = np.exp((z - z.max()) / temperature)
                 drawn.append(int(rng.choice(len(p), p=p / p.sum())))
                 if len(drawn) < length:
                     logits, state = model(np.array([[drawn[-1]]]), state)
@@ -336,10 +365,14 @@ def _load_for_resume(config: TrainConfig, vocab: Vocabulary) -> ckpt.Checkpoint:
     if not config.checkpoint:
         raise InputError("resuming needs a checkpoint path (--checkpoint PATH)")
     saved = ckpt.load(config.checkpoint)
+    try:
+        saved_config = TrainConfig.from_dict(saved.config)
+    except InputError as error:
+        raise ckpt.CheckpointError(f"checkpoint {config.checkpoint} has an invalid config: {error}") from None
     differ = [
-        f"{name}={saved.config.get(name)!r} (given {getattr(config, name)!r})"
+        f"{name}={getattr(saved_config, name)!r} (given {getattr(config, name)!r})"
         for name in FIXED_ON_RESUME
-        if saved.config.get(name) != getattr(config, name)
+        if getattr(saved_config, name) != getattr(config, name)
     ]
     if differ:
         raise ckpt.CheckpointError(
@@ -353,6 +386,12 @@ def _load_for_resume(config: TrainConfig, vocab: Vocabulary) -> ckpt.Checkpoint:
     missing = [k for k in ("train_loss", "valid_step", "valid_loss") if k not in saved.history]
     if missing or "model" not in saved.rng:
         raise ckpt.CheckpointError(f"checkpoint {config.checkpoint} is not a training checkpoint")
+    if saved.step >= config.steps:
+        raise InputError(
+            f"checkpoint {config.checkpoint} is at step {saved.step}, already at or past "
+            f"steps={config.steps} (the total number of updates, those already done included): "
+            f"give --steps > {saved.step} to train further"
+        )
     return saved
 
 
@@ -373,10 +412,41 @@ def _state_to_arrays(state: Any) -> list[np.ndarray]:
     return [s.data.copy() for s in state] if isinstance(state, tuple) else [state.data.copy()]
 
 
-def _state_from_arrays(arrays: list[np.ndarray], as_tuple: bool) -> Any:
-    if not arrays:
+def _carried_state(saved: ckpt.Checkpoint, model: LanguageModel, config: TrainConfig) -> Any:
+    """The checkpoint's carried state as the model takes it, after checking that it fits: the
+    structure, dtypes and shapes of the state the model makes for a batch of N tracks (one step
+    without a graph, in eval mode so that no dropout draw moves the generator), and finite values."""
+    if not saved.hidden:
         return None
-    return tuple(Tensor(a) for a in arrays) if as_tuple else Tensor(arrays[0])
+    source = f"checkpoint {config.checkpoint}"
+    arrays = saved.hidden
+    if not saved.hidden_tuple and len(arrays) != 1:
+        raise ckpt.CheckpointError(
+            f"{source}: its carried state is {len(arrays)} arrays but not marked a tuple"
+        )
+    model.eval()
+    try:
+        with no_grad():
+            _, made = model(np.zeros((1, config.batch), dtype=np.int64))
+    finally:
+        model.train()
+    expected = made if isinstance(made, tuple) else (made,)
+    if saved.hidden_tuple != isinstance(made, tuple) or len(arrays) != len(expected):
+        given = f"a tuple of {len(arrays)}" if saved.hidden_tuple else "one array"
+        wanted = f"a tuple of {len(expected)}" if isinstance(made, tuple) else "one array"
+        raise ckpt.CheckpointError(f"{source}: its carried state is {given}, the model's {wanted}")
+    for k, (array, like) in enumerate(zip(arrays, expected, strict=True)):
+        if array.dtype != like.dtype or array.shape != like.shape:
+            raise ckpt.CheckpointError(
+                f"{source}: its carried state hidden/{k} is {array.dtype} {array.shape}, expected "
+                f"{like.dtype} {like.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise ckpt.CheckpointError(
+                f"{source}: its carried state hidden/{k} holds {ckpt.non_finite(array)} "
+                "(the run diverged): use an earlier checkpoint"
+            )
+    return tuple(Tensor(a) for a in arrays) if saved.hidden_tuple else Tensor(arrays[0])
 
 
 class _Progress:
