@@ -460,3 +460,24 @@ def test_export_command_mistakes_are_one_line_and_exit_code_2(tmp_path, monkeypa
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+class LearnedStartCell(nn.Module):
+    """h' = tanh(x Wᵀ + h Uᵀ), starting from a learned h0 (not zeros) when the state is None."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        draw = np.random.default_rng(4)
+        self.weight_ih = nn.Parameter(draw.uniform(-1, 1, (hidden_size, input_size)))
+        self.weight_hh = nn.Parameter(draw.uniform(-1, 1, (hidden_size, hidden_size)))
+        self.h0 = nn.Parameter(draw.uniform(-1, 1, (hidden_size,)))
+
+    def forward(self, x: tg.Tensor, h: Any = None) -> tg.Tensor:
+        if h is None:
+            h = self.h0 * tg.ones(x.shape[0], self.h0.shape[0], dtype=np.float64)
+        return (x @ self.weight_ih.T + h @ self.weight_hh.T).tanh()
+
+
+def test_shorter_sequences_start_from_the_cells_own_state_in_the_reverse_direction_too(tmp_path):
+    layer = nn.Recurrent(LearnedStartCell, 3, 4, num_layers=2, bidirectional=True)
+    assert_same(layer, tmp_path, layer_input(5, 3, 3), 8, lengths=np.array([5, 2, 3]))

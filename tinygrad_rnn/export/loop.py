@@ -52,18 +52,28 @@ class Recurrent(nn.Module):
             for reverse in (False, True)[: self.num_directions]:
                 cell = getattr(self, f"cell_l{layer}" + ("_reverse" if reverse else ""))
                 state, out = states[len(finals)], [None] * steps
+                # without hx each sequence begins from what the cell makes of None, once, also the
+                # shorter ones of the reverse direction, whose first step comes after the padding
+                waiting = torch.ones(x.shape[1], 1, dtype=torch.bool, device=x.device) if state is None else None
                 for t in reversed(range(steps)) if reverse else range(steps):
-                    new = cell(x[t], state)
+                    valid = masks[t]
+                    begin = None
+                    if waiting is not None and state is not None:
+                        begin = waiting if valid is None else waiting & valid
+                        begin = begin if bool(begin.any()) else None
+                    if begin is not None:
+                        new = _keep(begin, cell(x[t], None), cell(x[t], state))
+                    else:
+                        new = cell(x[t], state)
                     h = new[0] if isinstance(new, tuple) else new
-                    if masks[t] is None:
+                    if valid is None:
                         out[t], state = h, new
-                    else:  # finished sequences keep their state (zeros before their first step)
-                        out[t] = torch.where(masks[t], h, 0.0)
-                        if isinstance(new, tuple):
-                            olds = state if state is not None else (0.0,) * len(new)
-                            state = tuple(torch.where(masks[t], n, o) for n, o in zip(new, olds))
-                        else:
-                            state = torch.where(masks[t], new, 0.0 if state is None else state)
+                    else:  # finished sequences keep their state
+                        out[t] = torch.where(valid, h, 0.0)
+                        state = new if state is None else _keep(valid, new, state)
+                    if waiting is not None:
+                        waiting = None if valid is None else waiting & ~valid
+                        waiting = waiting if waiting is not None and bool(waiting.any()) else None
                 outputs.append(torch.stack(out))
                 finals.append(state)
             x = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
@@ -77,6 +87,13 @@ class Recurrent(nn.Module):
             h_n = tuple(h.squeeze(1) for h in h_n) if isinstance(h_n, tuple) else h_n.squeeze(1)
             return x.squeeze(1), h_n
         return (x.transpose(0, 1) if self.batch_first else x), h_n
+
+
+def _keep(mask, new, old):
+    """Rows where mask holds take the new state, the others keep the old one."""
+    if isinstance(new, tuple):
+        return tuple(torch.where(mask, n, o) for n, o in zip(new, old))
+    return torch.where(mask, new, old)
 '''
 
 BUILT_IN = '''
