@@ -328,9 +328,10 @@ def test_each_sequence_starts_from_its_own_initial_state_in_both_directions(impu
 
 
 def test_an_integer_state_part_keeps_its_dtype_under_lengths():
-    layer = nn.Recurrent(cell_class(False), D, H, impurities=("int_part",), rng=0)
+    layer = nn.Recurrent(cell_class(False), D, H, bidirectional=True, impurities=("int_part",), rng=0)
     out, (h, count) = layer(np.random.default_rng(0).standard_normal((5, 3, D)), lengths=[5, 2, 4])
-    assert count.dtype == np.int64 and count.data[0, :, 0].tolist() == [5, 2, 4]
+    assert count.dtype == np.int64 and h.dtype == np.float64
+    assert count.data[:, :, 0].tolist() == [[5, 2, 4], [5, 2, 4]]  # steps taken, in both directions
 
 
 # --- dtype conversions round-trip ------------------------------------------------------------------------
@@ -394,6 +395,30 @@ def test_a_converted_module_trains_and_gradchecks_as_one_built_in_that_dtype(kin
         np.testing.assert_array_equal(a.grad.data, b.grad.data, err_msg=name)
     first = next(converted.parameters())
     assert tg.gradcheck(lambda w: loss_of(kind, converted, np.float64), [first])
+
+
+@pytest.mark.parametrize("kind", list(modules()))
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_a_converted_module_trains_step_for_step_as_one_built_in_that_dtype(kind, name):
+    converted = modules()[kind]().double()
+    built = modules()[kind]()
+    built.load_state_dict({k: v.astype(np.float64) for k, v in converted.state_dict().items()})
+    built.double()
+    optimizers = [OPTIMIZERS[name](list(m.parameters())) for m in (converted, built)]
+    for _ in range(2):
+        for model, opt in zip((converted, built), optimizers, strict=True):
+            opt.zero_grad()
+            loss_of(kind, model, np.float64).backward()
+            opt.step()
+    for (key, a), b in zip(converted.state_dict().items(), built.state_dict().values(), strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def test_a_converted_layer_compares_as_one_built_in_float64():
+    layer = nn.LSTM(D, H, bidirectional=True, rng=0).double()
+    x = np.random.default_rng(0).standard_normal((4, 2, D))
+    report = tg.compare(layer, x, lengths=[4, 2], finite_differences=True)
+    assert report.ok, report.verdict()
 
 
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
