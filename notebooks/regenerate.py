@@ -1,0 +1,145 @@
+"""Run the notebooks top to bottom and save their outputs:  python notebooks/regenerate.py [NAME ...]
+
+(`make notebooks` runs it on all six.)  `tests/test_notebooks.py` runs them the same way and fails when a
+saved output no longer matches what the code produces now, after `normalized` has removed what may
+differ from run to run without the code changing:
+
+- timings: "in 1.2 s" and "(65 steps/s)" become "in … s" and "(… steps/s)";
+- object addresses: "<Picture at 0x7f…>" becomes "<Picture at 0x…>";
+- SVG pictures are compared by what they show, their text and their colours, not by coordinates
+  (the system Graphviz and graphviz-pure lay out the same DOT a little differently);
+- PNG plots must have the same size and differ in at most 0.1 % of their pixels (antialiasing).
+
+Cells tagged "torch" are compared only where PyTorch is installed.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+from nbclient import NotebookClient
+
+HERE = Path(__file__).resolve().parent
+NOTEBOOKS = sorted(HERE.glob("[0-9][0-9]_*.ipynb"))
+TIMEOUT = 600  # seconds per cell
+PIXELS_DIFFERING = 1e-3  # the fraction of a PNG's pixels that may differ
+
+_TIMING = [
+    (re.compile(r"\b(in|took) \d+(?:\.\d+)? s\b"), r"\1 … s"),
+    (re.compile(r"\d+(?:\.\d+)? steps/s\b"), "… steps/s"),
+    (re.compile(r" at 0x[0-9a-f]+"), " at 0x…"),
+]
+_SVG_TEXT = re.compile(r"<(text|title)\b[^>]*>(.*?)</\1>", re.S)
+_SVG_COLOUR = re.compile(r'(?:fill|stroke)="(#[0-9a-fA-F]{6})"')
+
+
+def execute(path: Path) -> tuple[nbformat.NotebookNode, float]:
+    """The notebook at `path`, run top to bottom in a fresh kernel from its own folder, and the seconds it took."""
+    nb = nbformat.read(path, as_version=4)
+    start = time.perf_counter()
+    client = NotebookClient(
+        nb, timeout=TIMEOUT, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(HERE)}}
+    )
+    client.execute()
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)  # run-time stamps: noise in every diff
+    return nb, time.perf_counter() - start
+
+
+def _text(value: Any) -> str:
+    text = "".join(value) if isinstance(value, list) else str(value)
+    for pattern, replacement in _TIMING:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _svg(value: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    svg = "".join(value) if isinstance(value, list) else str(value)
+    texts = sorted(" ".join(m.group(2).split()) for m in _SVG_TEXT.finditer(svg))
+    return tuple(texts), tuple(sorted(c.lower() for c in _SVG_COLOUR.findall(svg)))
+
+
+def _png(value: Any) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode("".join(value)))).convert("RGB"), dtype=np.int16)
+
+
+def normalized(output: nbformat.NotebookNode) -> list[tuple[str, Any]]:
+    """One output as (kind, value) pairs, in the form in which saved and fresh outputs must agree."""
+    kind = output["output_type"]
+    if kind == "stream":
+        return [(f"stream {output['name']}", _text(output["text"]))]
+    if kind == "error":
+        return [("error", f"{output['ename']}: {output['evalue']}")]
+    items = []
+    for mime, value in sorted(output.get("data", {}).items()):
+        if mime == "image/svg+xml":
+            items.append((mime, _svg(value)))
+        elif mime == "image/png":
+            items.append((mime, _png(value)))
+        else:
+            items.append((mime, _text(value)))
+    return items
+
+
+def _same(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
+    if a[0] != b[0]:
+        return False
+    if a[0] == "image/png":
+        if a[1].shape != b[1].shape:
+            return False
+        return np.mean(np.abs(a[1] - b[1]).max(axis=-1) > 8) <= PIXELS_DIFFERING
+    return a[1] == b[1]
+
+
+def _show(item: tuple[str, Any]) -> str:
+    kind, value = item
+    if kind == "image/png":
+        return f"{kind} {value.shape[1]}×{value.shape[0]} px"
+    return f"{kind}: {str(value)[:400]!r}"
+
+
+def differences(saved: nbformat.NotebookNode, fresh: nbformat.NotebookNode, skip_tags: set[str]) -> list[str]:
+    """Where `saved`'s outputs differ from `fresh`'s (same cells), one line per cell that differs."""
+    found = []
+    for index, (old, new) in enumerate(zip(saved.cells, fresh.cells, strict=True)):
+        if old.cell_type != "code" or skip_tags & set(old.metadata.get("tags", [])):
+            continue
+        a = [item for output in old.outputs for item in normalized(output)]
+        b = [item for output in new.outputs for item in normalized(output)]
+        if len(a) != len(b):
+            found.append(f"cell {index}: {len(a)} saved outputs, {len(b)} now")
+            continue
+        for x, y in zip(a, b, strict=True):
+            if not _same(x, y):
+                found.append(f"cell {index}: saved {_show(x)}\n    now   {_show(y)}")
+                break
+    return found
+
+
+def main(names: list[str]) -> int:
+    paths = [p for p in NOTEBOOKS if not names or any(n in p.name for n in names)]
+    if not paths:
+        print(f"regenerate: no notebook matches {names}; notebooks are {[p.name for p in NOTEBOOKS]}", file=sys.stderr)
+        return 2
+    total = 0.0
+    for path in paths:
+        nb, seconds = execute(path)
+        nbformat.write(nb, path)
+        total += seconds
+        print(f"{path.name:28} {seconds:5.1f} s")
+    print(f"{'all':28} {total:5.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
