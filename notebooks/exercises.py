@@ -117,7 +117,9 @@ def _step_verdict(name: str, layer: Any, x: np.ndarray, pair: tuple[Fn, Fn], len
         for label, e in r.blocks
         if e.rel > r.tolerance
     ]
-    named = ", ".join(blocks or wrong) or "the per-step gradients"
+    names = blocks or wrong
+    named = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    named = named or "the per-step gradients"
     return Verdict(False, f"{name} is wrong in {named}{place}")
 
 
