@@ -49,7 +49,7 @@ lint: $(DEV)
 	$(PY) -m ruff format --check tinygrad_rnn tests benchmarks notebooks
 
 # run every notebook top to bottom and save its outputs (tests/test_notebooks.py fails when they are stale)
-notebooks: $(DEV)
+notebooks: $(TORCH_STAMP)
 	$(PY) notebooks/regenerate.py
 
 bench: $(BASE)

@@ -72,7 +72,9 @@ def central_difference_verdict(fn: Fn) -> Verdict:
     exact = _cubic_grad(x)
     err = np.abs(got - exact).max() / np.abs(exact).max()
     if err < 1e-8:
-        return Verdict(True, f"central_difference matches the exact derivative (rel err {err:.1e}, ε = {eps:g})")
+        return Verdict(
+            True, f"central_difference matches the exact derivative (rel err {err:.1e}, ε = {eps:g})"
+        )
     one_sided = np.array(
         [(_cubic(x + eps * e) - _cubic(x)) / eps for e in np.eye(x.size).reshape(x.size, *x.shape)]
     ).reshape(x.shape)
@@ -111,11 +113,7 @@ def _step_verdict(name: str, layer: Any, x: np.ndarray, pair: tuple[Fn, Fn], len
         at = f" at t = {where.step}" if where.step is not None else ""
         place = f"; first wrong{at}: {where.quantity} (rel err {where.rel:.1e})"
     blocks = [
-        f"{r.name}[{label}]"
-        for r in report.rows
-        if not r.ok
-        for label, e in r.blocks
-        if e.rel > r.tolerance
+        f"{r.name}[{label}]" for r in report.rows if not r.ok for label, e in r.blocks if e.rel > r.tolerance
     ]
     names = blocks or wrong
     named = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")

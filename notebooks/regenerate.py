@@ -42,11 +42,15 @@ _SVG_COLOUR = re.compile(r'(?:fill|stroke)="(#[0-9a-fA-F]{6})"')
 
 
 def execute(path: Path) -> tuple[nbformat.NotebookNode, float]:
-    """The notebook at `path`, run top to bottom in a fresh kernel from its own folder, and the seconds it took."""
+    """The notebook at `path` run top to bottom in a fresh kernel from its folder; the seconds it took."""
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
     client = NotebookClient(
-        nb, timeout=TIMEOUT, kernel_name="python3", record_timing=False, resources={"metadata": {"path": str(HERE)}}
+        nb,
+        timeout=TIMEOUT,
+        kernel_name="python3",
+        record_timing=False,
+        resources={"metadata": {"path": str(HERE)}},
     )
     client.execute()
     for cell in nb.cells:
@@ -129,7 +133,10 @@ def differences(saved: nbformat.NotebookNode, fresh: nbformat.NotebookNode, skip
 def main(names: list[str]) -> int:
     paths = [p for p in NOTEBOOKS if not names or any(n in p.name for n in names)]
     if not paths:
-        print(f"regenerate: no notebook matches {names}; notebooks are {[p.name for p in NOTEBOOKS]}", file=sys.stderr)
+        print(
+            f"regenerate: no notebook matches {names}; notebooks are {[p.name for p in NOTEBOOKS]}",
+            file=sys.stderr,
+        )
         return 2
     total = 0.0
     for path in paths:

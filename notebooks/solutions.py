@@ -24,7 +24,7 @@ def central_difference(f: Callable[[np.ndarray], float], x: np.ndarray, eps: flo
 
 
 def rnn_step_backward(dh, cache):
-    """Notebook 2: δ = dh ⊙ (1 − h²); dW_ih = δᵀ x; dW_hh = δᵀ h_prev; db = Σ_n δ; dx = δ W_ih; dh_prev = δ W_hh."""
+    """Notebook 2: δ = dh ⊙ (1 − h²); dW_ih = δᵀx, dW_hh = δᵀh_prev, db = Σδ; dx = δW_ih, dh_prev = δW_hh."""
     x, h_prev, h, p = cache
     delta = dh * (1 - h**2)
     dparams = {

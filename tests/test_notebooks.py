@@ -106,7 +106,7 @@ def test_rnn_exercise(rnn_forward) -> None:
     [
         ('"weight_hh": delta.T @ h_prev', '"weight_hh": delta.T @ h', "weight_hh"),
         ("delta = dh * (1 - h**2)", "delta = dh * (1 - h)", "weight_ih"),
-        ("delta @ p[\"weight_hh\"], dparams", "delta @ p[\"weight_hh\"].T, dparams", "dh_prev"),
+        ('delta @ p["weight_hh"], dparams', 'delta @ p["weight_hh"].T, dparams', "dh_prev"),
         ('"bias_hh": delta.sum(axis=0)', '"bias_hh": dh.sum(axis=0)', "bias_hh"),
     ],
 )
@@ -146,7 +146,7 @@ def test_peephole_exercises(peephole) -> None:
     ("old", "new", "named"),
     [
         ('"peep_i": (da_i * c_prev)', '"peep_i": (da_i * c)', "peep_i"),
-        ("+ da_o * p[\"peep_o\"]", "", "peep_o"),
+        ('+ da_o * p["peep_o"]', "", "peep_o"),
         ("dc * f + da_i", "dc + da_i", "dc_prev"),
     ],
 )
