@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import solutions
 
-from tinygrad_rnn import compare, nn
+from tinygrad_rnn import Tensor, compare, nn
 
 Fn = Callable[..., Any]
 
@@ -78,14 +78,14 @@ def central_difference_verdict(fn: Fn) -> Verdict:
     one_sided = np.array(
         [(_cubic(x + eps * e) - _cubic(x)) / eps for e in np.eye(x.size).reshape(x.size, *x.shape)]
     ).reshape(x.shape)
-    if np.allclose(got, one_sided, rtol=1e-6) or np.allclose(got, 2 * one_sided - exact, rtol=1e-6):
-        hint = "it looks one-sided, (f(x+ε) − f(x))/ε, whose error is O(ε); use (f(x+ε) − f(x−ε)) / 2ε"
+    if any(np.allclose(got, k * one_sided, rtol=1e-6) for k in (1, 0.5)):
+        hint = "it looks one-sided, f(x+ε) − f(x), whose error is O(ε); use (f(x+ε) − f(x−ε)) / 2ε"
     elif np.allclose(got, 2 * exact, rtol=1e-6):
         hint = "it is twice the derivative: divide by 2ε, the distance between x−ε and x+ε"
     elif np.allclose(got, exact / 2, rtol=1e-6):
         hint = "it is half the derivative: divide by 2ε, not 4ε"
     else:
-        worst = np.unravel_index(np.argmax(np.abs(got - exact)), x.shape)
+        worst = tuple(int(i) for i in np.unravel_index(np.argmax(np.abs(got - exact)), x.shape))
         hint = f"the worst element is {worst}: {got[worst]:.6g} where the derivative is {exact[worst]:.6g}"
     return Verdict(False, f"central_difference is off (rel err {err:.1e}): {hint}")
 
@@ -97,35 +97,77 @@ def check_central_difference(fn: Fn) -> Fn:
 # --- notebooks 2, 3, 6: a step_backward checked by compare ----------------------------------------------
 
 
-def _step_verdict(name: str, layer: Any, x: np.ndarray, pair: tuple[Fn, Fn], lengths: Any = None) -> Verdict:
+def _single_step(cell: Any, pair: tuple[Fn, Fn], states: tuple[str, ...], gates: str) -> list[str]:
+    """The quantities the pair's backward gets wrong on one step of `cell` (rel err > 1e-8), against the
+    autograd of that step; a weight stacked by gate (rows G·H) is judged block by block: 'weight_ih[o]'."""
+    rng = np.random.default_rng(11)
+    N, H = 3, cell.hidden_size
+    x = rng.standard_normal((N, cell.weight_ih.shape[1]))
+    state = [rng.standard_normal((N, H)) for _ in states]
+    dstate = [rng.standard_normal((N, H)) for _ in states]
+    x_t = Tensor(x, requires_grad=True)
+    state_t = [Tensor(s, requires_grad=True) for s in state]
+    new = cell(x_t, tuple(state_t) if len(states) > 1 else state_t[0])
+    new = new if isinstance(new, tuple) else (new,)
+    cell.zero_grad()
+    sum((n * Tensor(d)).sum() for n, d in zip(new, dstate, strict=True)).backward()
+    params = {name: p.numpy().copy() for name, p in cell.named_parameters()}
+    one = (lambda v: tuple(v)) if len(states) > 1 else (lambda v: v[0])
+    _, cache = pair[0](x, one(state), params)
+    dx, dprev, dparams = pair[1](one(dstate), cache)
+    dprev = dprev if len(states) > 1 else (dprev,)
+    expected = {"dx": (dx, x_t.grad.numpy())}
+    expected |= {f"d{s}_prev": (d, t.grad.numpy()) for s, d, t in zip(states, dprev, state_t, strict=True)}
+    expected |= {name: (dparams[name], p.grad.numpy()) for name, p in cell.named_parameters()}
+    wrong = []
+    for name, (got, want) in expected.items():
+        got = np.asarray(got)
+        if got.shape != want.shape:
+            wrong.append(f"{name} (shape {got.shape}, expected {want.shape})")
+            continue
+        parts = [("", got, want)]
+        if gates and want.shape[0] == len(gates) * H:
+            parts = [
+                (f"[{g}]", got[k * H : (k + 1) * H], want[k * H : (k + 1) * H]) for k, g in enumerate(gates)
+            ]
+        scale = max(np.abs(want).max(), 1e-12)
+        wrong += [name + label for label, a, b in parts if np.abs(a - b).max() / scale > 1e-8]
+    return wrong
+
+
+def _step_verdict(
+    name: str,
+    layer: Any,
+    x: np.ndarray,
+    pair: tuple[Fn, Fn],
+    states: tuple[str, ...],
+    gates: str = "",
+    lengths: Any = None,
+) -> Verdict:
+    """The pair on one step of the layer's first cell (what is wrong), then over the whole layer with
+    `compare` (where it first shows, in the order BPTT visits the steps)."""
     try:
+        wrong = _single_step(layer.cell_l0, pair, states, gates)
         report = compare(layer, x, lengths=lengths, manual=pair)
     except NotImplementedError:
         return Verdict(False, _not_done(name))
     except Exception as error:  # shapes, keys, typos: say what and where
         return Verdict(False, _crashed(name, error))
-    if report.ok:
+    if report.ok and not wrong:
         return Verdict(True, f"{name} agrees with the autograd ({report.verdict().split(' (')[0][4:]})")
+    found = f"On one step, wrong: {', '.join(wrong)}" if wrong else "Every single step is right"
     where = report.divergence
-    wrong = [r.name for r in report.rows if not r.ok]
-    place = ""
     if where is not None:
-        at = f" at t = {where.step}" if where.step is not None else ""
-        place = f"; first wrong{at}: {where.quantity} (rel err {where.rel:.1e})"
-    blocks = [
-        f"{r.name}[{label}]" for r in report.rows if not r.ok for label, e in r.blocks if e.rel > r.tolerance
-    ]
-    names = blocks or wrong
-    named = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-    named = named or "the per-step gradients"
-    return Verdict(False, f"{name} is wrong in {named}{place}")
+        at = f"{where.stream} t = {where.step}" if where.step is not None else "the totals"
+        found += f"; over the sequence, first wrong at {at}: {where.quantity} (rel err {where.rel:.1e})"
+    return Verdict(False, f"{name} is wrong. {found}")
 
 
 def rnn_step_verdict(step_forward: Fn, step_backward: Fn) -> Verdict:
     """Notebook 2: the tanh RNN cell's step_backward, on nn.Recurrent(nn.RNNCell), 2 layers, 6 steps."""
     layer = nn.Recurrent(nn.RNNCell, 3, 4, num_layers=2, dtype="float64", rng=0)
     x = np.random.default_rng(1).standard_normal((6, 2, 3))
-    return _step_verdict("rnn_step_backward", layer, x, (step_forward, step_backward))
+    return _step_verdict("rnn_step_backward", layer, x, (step_forward, step_backward), ("h",))
 
 
 def check_rnn_step_backward(step_forward: Fn, step_backward: Fn) -> Fn:
@@ -137,7 +179,7 @@ def lstm_step_verdict(step_forward: Fn, step_backward: Fn) -> Verdict:
     """Notebook 3: the LSTM cell's step_backward, on nn.Recurrent(nn.LSTMCell), 2 layers, 5 steps."""
     layer = nn.Recurrent(nn.LSTMCell, 3, 4, num_layers=2, dtype="float64", rng=0)
     x = np.random.default_rng(1).standard_normal((5, 2, 3))
-    return _step_verdict("lstm_step_backward", layer, x, (step_forward, step_backward))
+    return _step_verdict("lstm_step_backward", layer, x, (step_forward, step_backward), ("h", "c"), "ifgo")
 
 
 def check_lstm_step_backward(step_forward: Fn, step_backward: Fn) -> Fn:
@@ -149,7 +191,7 @@ def peephole_step_verdict(cell: type, pair: tuple[Fn, Fn], name: str = "step_bac
     """Notebook 6: a peephole LSTM's step_backward, on 2 layers × 2 directions with padded lengths."""
     layer = nn.Recurrent(cell, 3, 4, num_layers=2, bidirectional=True, rng=0)
     x = np.random.default_rng(3).standard_normal((5, 3, 3))
-    return _step_verdict(name, layer, x, pair, lengths=[5, 2, 4])
+    return _step_verdict(name, layer, x, pair, ("h", "c"), "ifgo", lengths=[5, 2, 4])
 
 
 def check_peephole_step_backward(cell: type, pair: tuple[Fn, Fn], name: str = "step_backward") -> Fn:

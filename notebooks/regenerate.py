@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ def execute(path: Path) -> tuple[nbformat.NotebookNode, float]:
         record_timing=False,
         resources={"metadata": {"path": str(HERE)}},
     )
-    client.execute()
+    client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines; the cells' stderr is an output
     for cell in nb.cells:
         cell.metadata.pop("execution", None)  # run-time stamps: noise in every diff
     return nb, time.perf_counter() - start
