@@ -78,22 +78,32 @@ def _png(value: Any) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode("".join(value)))).convert("RGB"), dtype=np.int16)
 
 
-def normalized(output: nbformat.NotebookNode) -> list[tuple[str, Any]]:
-    """One output as (kind, value) pairs, in the form in which saved and fresh outputs must agree."""
-    kind = output["output_type"]
-    if kind == "stream":
-        return [(f"stream {output['name']}", _text(output["text"]))]
-    if kind == "error":
-        return [("error", f"{output['ename']}: {output['evalue']}")]
-    items = []
-    for mime, value in sorted(output.get("data", {}).items()):
-        if mime == "image/svg+xml":
-            items.append((mime, _svg(value)))
-        elif mime == "image/png":
-            items.append((mime, _png(value)))
+def normalized(outputs: list[nbformat.NotebookNode]) -> list[tuple[str, Any]]:
+    """A cell's outputs as (kind, value) pairs, in the form in which saved and fresh outputs must agree.
+
+    Consecutive pieces of one stream are joined first: how a kernel splits its prints into outputs
+    depends on timing.
+    """
+    items: list[tuple[str, Any]] = []
+    for output in outputs:
+        kind = output["output_type"]
+        if kind == "stream":
+            name, text = f"stream {output['name']}", "".join(output["text"])
+            if items and items[-1][0] == name:
+                items[-1] = (name, items[-1][1] + text)
+            else:
+                items.append((name, text))
+        elif kind == "error":
+            items.append(("error", f"{output['ename']}: {output['evalue']}"))
         else:
-            items.append((mime, _text(value)))
-    return items
+            for mime, value in sorted(output.get("data", {}).items()):
+                if mime == "image/svg+xml":
+                    items.append((mime, _svg(value)))
+                elif mime == "image/png":
+                    items.append((mime, _png(value)))
+                else:
+                    items.append((mime, value))
+    return [(kind, _text(value)) if isinstance(value, str | list) else (kind, value) for kind, value in items]
 
 
 def _same(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
@@ -119,8 +129,7 @@ def differences(saved: nbformat.NotebookNode, fresh: nbformat.NotebookNode, skip
     for index, (old, new) in enumerate(zip(saved.cells, fresh.cells, strict=True)):
         if old.cell_type != "code" or skip_tags & set(old.metadata.get("tags", [])):
             continue
-        a = [item for output in old.outputs for item in normalized(output)]
-        b = [item for output in new.outputs for item in normalized(output)]
+        a, b = normalized(old.outputs), normalized(new.outputs)
         if len(a) != len(b):
             found.append(f"cell {index}: {len(a)} saved outputs, {len(b)} now")
             continue
