@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -106,21 +107,31 @@ def normalized(outputs: list[nbformat.NotebookNode]) -> list[tuple[str, Any]]:
     return [(kind, _text(value)) if isinstance(value, str | list) else (kind, value) for kind, value in items]
 
 
+def _differing(a: np.ndarray, b: np.ndarray) -> float:
+    """The fraction of pixels whose colour differs by more than antialiasing noise."""
+    return float(np.mean(np.abs(a - b).max(axis=-1) > 8))
+
+
 def _same(a: tuple[str, Any], b: tuple[str, Any]) -> bool:
     if a[0] != b[0]:
         return False
     if a[0] == "image/png":
-        if a[1].shape != b[1].shape:
-            return False
-        return np.mean(np.abs(a[1] - b[1]).max(axis=-1) > 8) <= PIXELS_DIFFERING
+        return a[1].shape == b[1].shape and _differing(a[1], b[1]) <= PIXELS_DIFFERING
     return a[1] == b[1]
 
 
-def _show(item: tuple[str, Any]) -> str:
-    kind, value = item
-    if kind == "image/png":
-        return f"{kind} {value.shape[1]}×{value.shape[0]} px"
-    return f"{kind}: {str(value)[:400]!r}"
+def _show(saved: tuple[str, Any], now: tuple[str, Any]) -> str:
+    kind = saved[0]
+    if kind == "image/png" and now[0] == kind:
+        (h, w), (h2, w2) = saved[1].shape[:2], now[1].shape[:2]
+        if (h, w) != (h2, w2):
+            return f"{kind}: {w}×{h} px saved, {w2}×{h2} px now"
+        return f"{kind}: {_differing(saved[1], now[1]):.2%} of the pixels differ"
+    if kind == "image/svg+xml" and now[0] == kind:
+        old, new = Counter(saved[1][0] + saved[1][1]), Counter(now[1][0] + now[1][1])
+        gone, came = sorted((old - new).elements()), sorted((new - old).elements())
+        return f"{kind}: only saved {gone[:12]}, only now {came[:12]}"
+    return f"saved {kind}: {str(saved[1])[:300]!r}\n    now   {now[0]}: {str(now[1])[:300]!r}"
 
 
 def differences(saved: nbformat.NotebookNode, fresh: nbformat.NotebookNode, skip_tags: set[str]) -> list[str]:
@@ -135,7 +146,7 @@ def differences(saved: nbformat.NotebookNode, fresh: nbformat.NotebookNode, skip
             continue
         for x, y in zip(a, b, strict=True):
             if not _same(x, y):
-                found.append(f"cell {index}: saved {_show(x)}\n    now   {_show(y)}")
+                found.append(f"cell {index}: {_show(x, y)}")
                 break
     return found
 
