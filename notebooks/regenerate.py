@@ -6,8 +6,8 @@ differ from run to run without the code changing:
 
 - timings: "in 1.2 s" and "(65 steps/s)" become "in … s" and "(… steps/s)";
 - object addresses: "<Picture at 0x7f…>" becomes "<Picture at 0x…>";
-- SVG pictures are compared by what they show, their text and their colours, not by coordinates
-  (the system Graphviz and graphviz-pure lay out the same DOT a little differently);
+- SVG pictures are compared by what they show, their text (entities decoded) and their colours, not
+  by coordinates (the system Graphviz and graphviz-pure lay out the same DOT a little differently);
 - PNG plots must have the same size and differ in at most 0.1 % of their pixels (antialiasing).
 
 Cells tagged "torch" are compared only where PyTorch is installed.
@@ -16,6 +16,7 @@ Cells tagged "torch" are compared only where PyTorch is installed.
 from __future__ import annotations
 
 import base64
+import html
 import io
 import re
 import subprocess
@@ -69,7 +70,7 @@ def _text(value: Any) -> str:
 
 def _svg(value: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     svg = "".join(value) if isinstance(value, list) else str(value)
-    texts = sorted(" ".join(m.group(2).split()) for m in _SVG_TEXT.finditer(svg))
+    texts = sorted(" ".join(html.unescape(m.group(2)).split()) for m in _SVG_TEXT.finditer(svg))
     return tuple(texts), tuple(sorted(c.lower() for c in _SVG_COLOUR.findall(svg)))
 
 
