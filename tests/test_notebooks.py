@@ -5,6 +5,7 @@ at the place the checker names."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -68,9 +69,14 @@ def _cells(name: str, tag: str) -> dict:
     """The namespace left by running a notebook's code cells tagged `tag`, in order."""
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     namespace: dict = {}
-    for cell in nb.cells:
-        if cell.cell_type == "code" and tag in cell.metadata.get("tags", []):
-            exec(cell.source, namespace)
+    environ = dict(os.environ)  # a notebook may set OPENBLAS_NUM_THREADS for itself: not for the other tests
+    try:
+        for cell in nb.cells:
+            if cell.cell_type == "code" and tag in cell.metadata.get("tags", []):
+                exec(cell.source, namespace)
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
     return namespace
 
 
