@@ -13,7 +13,7 @@ TORCH_STAMP := $(VENV)/.installed-torch
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: demo test lint bench install torch clean
+.PHONY: demo test lint bench install torch clean notebooks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ test: $(TORCH_STAMP)
 lint: $(DEV)
 	$(PY) -m ruff check tinygrad_rnn tests benchmarks notebooks
 	$(PY) -m ruff format --check tinygrad_rnn tests benchmarks notebooks
+
+# run every notebook top to bottom and save its outputs (tests/test_notebooks.py fails when they are stale)
+notebooks: $(TORCH_STAMP)
+	$(PY) notebooks/regenerate.py
 
 bench: $(BASE)
 	$(PY) benchmarks/ops.py
