@@ -33,8 +33,6 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class Add(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -47,8 +45,6 @@ class Add(Function):
 
 
 class Sub(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -61,8 +57,6 @@ class Sub(Function):
 
 
 class Mul(Function):
-    saved_inputs = (0, 1)
-
     def reads_input(self, i):
         return self.needs_input_grad[1 - i]  # each operand is read for the other's gradient only
 
@@ -80,8 +74,6 @@ class Mul(Function):
 
 
 class Div(Function):
-    saved_inputs = (0, 1)
-
     def reads_input(self, i):
         return i == 1 or self.needs_input_grad[1]  # b for both gradients, a for db only
 
@@ -100,8 +92,6 @@ class Div(Function):
 
 
 class Neg(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -113,8 +103,6 @@ class Neg(Function):
 
 class Pow(Function):
     """y = x^p for a constant p; dy/dx = p x^(p-1), and 0 for p = 0 (also at x = 0, as torch)."""
-
-    saved_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -134,10 +122,6 @@ class Pow(Function):
 class PowTensor(Function):
     """y = a^b, both tensors (broadcast, as torch.pow): da = g·b·a^(b−1) (0 where b = 0) and
     db = g·y·log a (0 where a = 0 and b ≥ 0, the limit of a^b·log a); a negative a gives nan, as torch."""
-
-    saved_inputs = (0, 1)
-
-    saves_output = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -162,10 +146,6 @@ class PowTensor(Function):
 
 
 class Exp(Function):
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -179,8 +159,6 @@ class Exp(Function):
 
 
 class Log(Function):
-    saved_inputs = (0,)
-
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -194,9 +172,6 @@ class Log(Function):
 
 class Reciprocal(Function):
     """y = 1 / x; dx = −g y² (only the output is read)."""
-
-    saved_inputs = ()
-    saves_output = True
 
     @staticmethod
     def forward(ctx, x):
@@ -212,10 +187,6 @@ class Reciprocal(Function):
 
 
 class Sqrt(Function):
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x):
         y = np.sqrt(x)
@@ -229,10 +200,6 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -256,10 +223,6 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x):
         y = stable_sigmoid(x)
@@ -273,8 +236,6 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x):
         positive = x > 0
@@ -288,8 +249,6 @@ class Relu(Function):
 
 
 class Abs(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(np.sign(x))
@@ -303,8 +262,6 @@ class Abs(Function):
 
 class Clip(Function):
     """y = min(max(x, low), high); the gradient passes where low ≤ x ≤ high (as torch.clamp)."""
-
-    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, low, high):
@@ -333,8 +290,6 @@ def _winner_takes_grad(
 class Maximum(Function):
     """Elementwise max; at ties the gradient is split in half between the two (as torch.maximum)."""
 
-    saved_inputs = (0, 1)
-
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -349,8 +304,6 @@ class Maximum(Function):
 class Minimum(Function):
     """Elementwise min; at ties the gradient is split in half between the two (as torch.minimum)."""
 
-    saved_inputs = (0, 1)
-
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -364,8 +317,6 @@ class Minimum(Function):
 
 class Addcmul(Function):
     """y = c + a ⊙ b (as torch.addcmul): dc = g, da = g ⊙ b, db = g ⊙ a (each summed to its shape)."""
-
-    saved_inputs = (1, 2)
 
     def reads_input(self, i):
         return self.needs_input_grad[3 - i]  # a (input 1) is read for db only, b (input 2) for da only
@@ -394,8 +345,6 @@ class Lerp(Function):
     """y = start + w ⊙ (end − start) (as torch.lerp): dstart = g ⊙ (1 − w), dend = g ⊙ w,
     dw = g ⊙ (end − start). The GRU's h = (1 − z) ⊙ n + z ⊙ h_prev is lerp(n, h_prev, z)."""
 
-    saved_inputs = (2,)
-
     @staticmethod
     def forward(ctx, start, end, weight):
         difference = end - start
@@ -420,8 +369,6 @@ class Where(Function):
     """y = a where cond else b; the gradient goes to the branch that was taken. The condition is
     copied: the caller may refill its mask before backward."""
 
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, a, b, cond):
         cond = np.array(cond, dtype=bool)
@@ -440,8 +387,6 @@ class Where(Function):
 
 
 class Cast(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.dtype = x.dtype
@@ -472,8 +417,6 @@ def reduced_count(shape: tuple[int, ...], axis: Any) -> int:
 
 
 class Sum(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.args = (x.shape, axis, keepdims)
@@ -485,8 +428,6 @@ class Sum(Function):
 
 
 class Mean(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.args = (x.shape, axis, keepdims)
@@ -501,8 +442,6 @@ class Mean(Function):
 class Max(Function):
     """Max over axes (as torch.amax); the gradient of each reduced slice is split evenly among its
     tied maxima (y = max x, dx_i = g·[x_i = y] / #{j: x_j = y}). `min` follows, as −max(−x)."""
-
-    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
@@ -526,10 +465,6 @@ class Max(Function):
 class Softmax(Function):
     """y = exp(x − max x) / Σ exp(x − max x); dx = y ⊙ (g − Σ g ⊙ y)."""
 
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x, axis):
         shifted = np.exp(x - np.max(x, axis=axis, keepdims=True, initial=-np.inf))
@@ -546,10 +481,6 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = x − max x − log Σ exp(x − max x) (never overflows); dx = g − softmax(x) Σ g."""
-
-    saved_inputs = ()
-
-    saves_output = True
 
     @staticmethod
     def forward(ctx, x, axis):
@@ -574,8 +505,6 @@ class MatMul(Function):
     2-D: da = g bᵀ, db = aᵀ g. A 1-D operand is treated as a row (a) or a column (b) and the added
     axis removed again; broadcast batch axes are summed back.
     """
-
-    saved_inputs = (0, 1)
 
     def reads_input(self, i):
         return self.needs_input_grad[1 - i]  # each operand is read for the other's gradient only
@@ -623,8 +552,6 @@ class Linear(Function):
     forward product (numpy multiplies small matrices by a transposed view several times slower).
     """
 
-    saved_inputs = (0, 1)
-
     def reads_input(self, i):
         return self.needs_input_grad[1 - i]  # x is read for dW only, W for dx only
 
@@ -655,8 +582,6 @@ class Linear(Function):
 
 
 class Reshape(Function):
-    saved_inputs = ()
-
     view = True
 
     @staticmethod
@@ -672,8 +597,6 @@ class Reshape(Function):
 class Contiguous(Function):
     """A C-ordered copy (when the input is not one already): BLAS is fastest on it."""
 
-    saved_inputs = ()
-
     view = True
 
     @staticmethod
@@ -686,8 +609,6 @@ class Contiguous(Function):
 
 
 class Permute(Function):
-    saved_inputs = ()
-
     view = True
     takes_products = True  # the gradient of W.T, deferred (a 2-D DeferredProduct), stays deferred for W
 
@@ -721,8 +642,6 @@ def is_basic_index(index: Any) -> bool:
 
 class GetItem(Function):
     """y = x[index]; the gradient is scattered back, summing over repeated integer indices."""
-
-    saved_inputs = ()
 
     view = True
 
@@ -773,8 +692,6 @@ def _zeros_where_missing(grads: tuple[np.ndarray | None, ...], shapes: Sequence[
 class Split(Function):
     """Views of consecutive pieces along an axis; backward is one concatenation."""
 
-    saved_inputs = ()
-
     multi_output = True
 
     view = True
@@ -796,8 +713,6 @@ class Split(Function):
 class Unbind(Function):
     """The slices x[i] along an axis, as views (a sequence's time steps); backward is one stack."""
 
-    saved_inputs = ()
-
     multi_output = True
 
     view = True
@@ -817,8 +732,6 @@ class Unbind(Function):
 
 
 class Cat(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.args = ([a.shape[axis] for a in arrays], axis)
@@ -831,8 +744,6 @@ class Cat(Function):
 
 
 class Stack(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
@@ -845,8 +756,6 @@ class Stack(Function):
 
 class Pad(Function):
     """Constant padding with numpy's pad_width ((before, after) per axis)."""
-
-    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, pad_width, value):

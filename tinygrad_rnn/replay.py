@@ -84,6 +84,8 @@ class Op(NamedTuple):
     options: dict[str, Any]
     outputs: tuple[int, ...]  # slots written
     needs: tuple[bool, ...] | None  # needs_input_grad, None when the eager call recorded no graph
+    saved_inputs: tuple[int, ...]  # which inputs the eager call saved for backward (Function.saved_by)
+    saves_output: bool  # whether it saved its output
 
 
 class Program:
@@ -138,7 +140,7 @@ class Program:
     @cached_property
     def saved_outputs(self) -> frozenset[int]:
         """The step outputs that the op making them saves (tanh, sigmoid, exp): their changes matter."""
-        return frozenset(i for i, (k, _) in enumerate(self.producer) if self.ops[k].function.saves_output)
+        return frozenset(i for i, (k, _) in enumerate(self.producer) if self.ops[k].saves_output)
 
     def same_as(self, other: Program) -> bool:
         """Whether two recordings describe the same computation (see the module docstring)."""
@@ -151,6 +153,8 @@ class Program:
             return False
         for a, b in zip(self.ops, other.ops, strict=True):
             if a.function is not b.function or a.inputs != b.inputs or a.needs != b.needs:
+                return False
+            if a.saved_inputs != b.saved_inputs or a.saves_output != b.saves_output:
                 return False
             if a.options.keys() != b.options.keys() or not all(
                 _same_value(a.options[k], b.options[k]) for k in a.options
@@ -216,7 +220,7 @@ class ReplayedStep(Function):
             for k, op in enumerate(self.program.ops)
             if op.needs is not None
             for p, s in enumerate(op.inputs)
-            if s == i and (op.function.saved_inputs is None or p in op.function.saved_inputs)
+            if s == i and p in op.saved_inputs
         )
 
     def store_retained(self, grads_out: list[Any]) -> None:
@@ -234,7 +238,7 @@ class ReplayedStep(Function):
         values: list[Any] = arrays + [None] * (len(program.slots) - len(arrays))
         inner = []
         ndarray = np.ndarray
-        for function, inputs, options, outputs, needs in program.ops:
+        for function, inputs, options, outputs, needs, _, _ in program.ops:
             c = function.__new__(function)
             c.needs_input_grad = needs
             out = function.forward(c, *[values[s] for s in inputs], **options)
@@ -325,8 +329,7 @@ def _slot_node(slot: Slot, ctx: Function | None, index: int, scope: str | None) 
 
 
 def _saved_slots(op: Op) -> list[int]:
-    saved = op.function.saved_inputs
-    return list(op.inputs) if saved is None else [op.inputs[p] for p in saved]
+    return [op.inputs[p] for p in op.saved_inputs]
 
 
 def _same_tensor(a: Tensor, b: Tensor) -> bool:
@@ -424,7 +427,12 @@ def _program(tape: Tape, inputs: list[Tensor], result: Any, signature: Any) -> P
     for function, ins, options, out, ctx in tape.calls:
         reads = tuple(slot_of[id(t)] for t in ins)
         writes = tuple(add(t) for t in (out if function.multi_output else (out,)))
-        ops.append(Op(function, reads, options, writes, ctx.needs_input_grad if ctx is not None else None))
+        if ctx is None:
+            ops.append(Op(function, reads, options, writes, None, (), False))
+        else:
+            ops.append(
+                Op(function, reads, options, writes, ctx.needs_input_grad, ctx.saved_inputs, ctx.saves_output)
+            )
     outputs = tuple(slot_of[id(t)] for t in results)
     if (
         len(set(outputs)) != len(outputs)

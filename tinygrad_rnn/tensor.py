@@ -32,24 +32,36 @@ class Function:
     into a 0-d ndarray here. `backward` receives one gradient per output and returns a tuple with
     one gradient (or None) per input, each of the input's exact shape and dtype (the engine checks).
 
+    What backward reads is said once, by `ctx.save_for_backward(...)`: an input or the output
+    handed to it as the very array forward received or returned is what backward reads, so only its
+    in-place changes (through a view or a detached copy) make backward raise, as torch checks only
+    saved tensors (`saved_inputs` and `saves_output` are derived from that call, per call). Anything
+    else saved (a mask, a sign) is the op's own. Keep no input or output array elsewhere on ctx.
+
     A class that sets `view` may return a view of its first input (reshape, permute, basic
     indexing, split, ...): when it does, the output shares the input's version counter, so that
-    changing either in place is seen by the ops that saved the other (as torch's views). A class
-    that saves its output (tanh, exp, ...) sets `saves_output`, so that backward refuses an output
-    changed in place through a view or a detached copy. `saved_inputs` lists the inputs whose values
-    backward reads (as torch checks only saved tensors): only their in-place changes make backward
-    raise. None, the default for a user's Function, means every input.
+    changing either in place is seen by the ops that saved the other (as torch's views).
     """
 
-    __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "versions", "__dict__")
+    __slots__ = ("parents", "needs_input_grad", "sequence", "versions", "__dict__")
     multi_output = False
     view = False
-    saves_output = False  # set by ops that save their own output: backward checks its version too
-    saved_inputs: tuple[int, ...] | None = None  # the inputs backward reads; None: all of them
+    saved: tuple[Any, ...] | None = ()  # what forward handed to save_for_backward (None once freed)
+    saves_output = False  # derived: forward saved its own output
+    saved_inputs: tuple[int, ...] = ()  # derived: the inputs forward saved, the only ones backward reads
     takes_products = False  # backward accepts a DeferredProduct (Permute: a weight's transposed view)
     output_counter = UNCHANGED  # the output's counter, once it has one (Node.own_counter)
     retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
     freed = False  # set by a backward without retain_graph
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = [name for name in ("saved_inputs", "saves_output") if name in cls.__dict__]
+        if declared and not isinstance(cls.__dict__[declared[0]], property):
+            raise TypeError(
+                f"{cls.__name__}: {' and '.join(declared)} is derived from forward's "
+                "ctx.save_for_backward(...) call; remove the declaration"
+            )
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved = arrays
@@ -83,11 +95,14 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **options: Any) -> Any:
         ctx = cls.__new__(cls)
+        arrays = [t.data for t in inputs]
         try:
-            out = cls.forward(ctx, *[t.data for t in inputs], **options)
+            out = cls.forward(ctx, *arrays, **options)
         except (ValueError, IndexError, TypeError) as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise type(error)(f"{cls.__name__.lower()}: {error} (input shapes: {shapes})") from error
+        if ctx.saved:  # before out becomes an ndarray: a saved numpy scalar is the one returned
+            ctx.saved_inputs, ctx.saves_output = saved_by(ctx.saved, arrays, out, cls.multi_output)
         if cls.multi_output:
             out = [o if type(o) is np.ndarray else np.asarray(o) for o in out]
         elif type(out) is not np.ndarray:
@@ -104,7 +119,7 @@ class Function:
             ctx.parents = nodes
             ctx.needs_input_grad = needs
             ctx.sequence = next(_creation_order)
-            ctx.versions = _versions(nodes, cls.saved_inputs)
+            ctx.versions = _versions(nodes, ctx.saved_inputs)
         else:
             ctx = None
         scope = current_scope.get()
@@ -127,10 +142,18 @@ class Function:
         raise NotImplementedError
 
 
-def _versions(nodes: tuple[Node, ...], saved_inputs: tuple[int, ...] | None) -> tuple[int, ...]:
-    """The version of each input whose values backward reads (all inputs when not declared)."""
-    if saved_inputs is None:
-        return tuple([n.counter[0] for n in nodes])
+def saved_by(
+    saved: tuple[Any, ...], arrays: list[np.ndarray], out: Any, multi: bool
+) -> tuple[tuple[int, ...], bool]:
+    """Which inputs (positions) and whether the output are among the arrays forward saved: the very
+    objects, so that a copy or a derived array (a mask, a sign) is the op's own."""
+    ids = {id(a) for a in saved}
+    inputs = tuple([i for i, a in enumerate(arrays) if id(a) in ids])
+    return inputs, any(id(o) in ids for o in out) if multi else id(out) in ids
+
+
+def _versions(nodes: tuple[Node, ...], saved_inputs: tuple[int, ...]) -> tuple[int, ...]:
+    """The version of each input whose values backward reads."""
     return tuple([nodes[i].counter[0] for i in saved_inputs])
 
 
@@ -1031,10 +1054,9 @@ def _checked_grad(ctx: Function, i: int, parent: Node, g: Any) -> Any:
 def _modified_error(ctx: Function) -> RuntimeError | None:
     """The error for inputs (or the output) changed in place since the forward pass that backward
     reads, None when every change is to values it does not read."""
-    checked = range(len(ctx.parents)) if ctx.saved_inputs is None else ctx.saved_inputs
     changed = [
         f"input {i}" + (f" ({ctx.parents[i].name!r})" if ctx.parents[i].name else "")
-        for i, v in zip(checked, ctx.versions, strict=True)
+        for i, v in zip(ctx.saved_inputs, ctx.versions, strict=True)
         if ctx.parents[i].version != v and ctx.reads_input(i)
     ]
     if ctx.saves_output and ctx.output_counter[0]:
