@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import DeferredProduct, Function
+from .engine import DeferredProduct
+from .tensor import Function
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -699,7 +700,6 @@ class Split(Function):
     @staticmethod
     def forward(ctx, x, sizes, axis):
         ctx.args = (x.shape, sizes, axis)
-        ctx.n_outputs = len(sizes)
         return _pieces(x, sizes, axis)
 
     @staticmethod
@@ -720,7 +720,6 @@ class Unbind(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.args = (x.shape, axis)
-        ctx.n_outputs = x.shape[axis]
         return _slices(x, axis)
 
     @staticmethod

@@ -39,18 +39,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .context import current_scope, current_tape, grad_enabled
-from .tensor import (
+from .engine import (
     UNCHANGED,
     DeferredProduct,
-    Function,
-    Node,
-    Tensor,
+    OpNode,
     _add_grad,
     _checked_grad,
     _creation_order,
     _value,
     _versions,
 )
+from .tensor import Function, Node, Tensor
 
 Step = Callable[..., Any]
 # A step of fewer ops runs eagerly: replaying one product and one tanh (the RNN's step) costs about
@@ -191,9 +190,10 @@ class Program:
         return tuple(result) if self.structure else result[0]
 
 
-class ReplayedStep(Function):
-    """One replayed step in the graph: its inputs are the step's inputs and captured tensors, its
-    outputs the step's outputs; `inner` holds the ctx of every op, as the eager run would."""
+class ReplayedStep(OpNode):
+    """One replayed step in the graph, a node of the engine's protocol (engine.OpNode) like one op
+    call: its inputs are the step's inputs and captured tensors, its outputs the step's outputs;
+    `inner` holds the ctx of every op, as the eager run would."""
 
     multi_output = True
 
@@ -279,7 +279,7 @@ class ReplayedStep(Function):
                 complete = [None] * len(program.outputs)
                 for j, i in step_outputs:
                     complete[i] = _value(grads_out[j])
-                Function.store_retained(ctx, complete)
+                OpNode.store_retained(ctx, complete)
             grads_in = function.backward(c, *grads_out)
             if len(grads_in) != n_inputs:
                 raise RuntimeError(

@@ -1,36 +1,34 @@
-"""The Tensor, the graph Node, the Function every op derives from, and the reverse-mode engine.
+"""The Tensor, the graph Node, and the Function every op derives from.
 
 A Tensor is its values (`data`) and its `node`. The node of a Tensor made by an op remembers the
 Function instance (`ctx`) that made it; the ctx remembers the nodes of its inputs (`parents`) and
-whatever its backward needs (`saved`). `backward` visits the ops newest first (a heap keyed by
-creation order) — no recursion, so a chain of any length backpropagates — and hands each ctx the
-gradients of its outputs.
+whatever its backward needs (`saved`). The reverse-mode sweep, and the node protocol it runs on,
+are in engine.py.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator
-from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
 
+from . import engine
 from .context import current_scope, current_tape, grad_enabled, not_replayable
+from .engine import UNCHANGED, OpNode, _creation_order, _versions, saved_by
 
-_creation_order = itertools.count()  # orders recorded ops for backward (as torch's sequence_nr)
-UNCHANGED = (0,)  # the version counter of every node not yet changed in place, viewed or saved
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 
-class Function:
-    """Base of every differentiable op: `forward(ctx, *arrays, **options)` and `backward(ctx, *grads)`.
+class Function(OpNode):
+    """An op, as its author writes it: `forward(ctx, *arrays, **options)` and `backward(ctx, *grads)`.
 
     `forward` receives the inputs' ndarrays and returns an ndarray (or a tuple of them when the
     class sets `multi_output`); a numpy scalar (what numpy gives for ops on 0-d arrays) is turned
     into a 0-d ndarray here. `backward` receives one gradient per output and returns a tuple with
-    one gradient (or None) per input, each of the input's exact shape and dtype (the engine checks).
+    one gradient (or None) per input, each of the input's exact shape and dtype (the engine checks);
+    `ctx.needs_input_grad[i]` says which are wanted.
 
     What backward reads is said once, by `ctx.save_for_backward(...)`: an input or the output
     handed to it as the very array forward received or returned is what backward reads, so only its
@@ -38,26 +36,20 @@ class Function:
     saved tensors (`saved_inputs` and `saves_output` are derived from that call, per call). Anything
     else saved (a mask, a sign) is the op's own. Keep no input or output array elsewhere on ctx.
 
-    A class that sets `view` may return a view of its first input (reshape, permute, basic
-    indexing, split, ...): when it does, the output shares the input's version counter, so that
-    changing either in place is seen by the ops that saved the other (as torch's views).
+    Optional: `view` — the op may return a view of its first input (reshape, permute, basic indexing,
+    split, ...); the output then shares the input's version counter, so that changing either in place
+    is seen by the ops that saved the other (as torch's views). `reads_input(i)` — backward reads a
+    saved input only for some gradients (a product). `takes_products` — backward accepts a
+    DeferredProduct. Everything else on ctx is the engine's node protocol (engine.OpNode).
     """
 
-    __slots__ = ("parents", "needs_input_grad", "sequence", "versions", "__dict__")
-    multi_output = False
     view = False
     saved: tuple[Any, ...] | None = ()  # what forward handed to save_for_backward (None once freed)
-    saves_output = False  # derived: forward saved its own output
-    saved_inputs: tuple[int, ...] = ()  # derived: the inputs forward saved, the only ones backward reads
-    takes_products = False  # backward accepts a DeferredProduct (Permute: a weight's transposed view)
-    output_counter = UNCHANGED  # the output's counter, once it has one (Node.own_counter)
-    retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
-    freed = False  # set by a backward without retain_graph
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         declared = [name for name in ("saved_inputs", "saves_output") if name in cls.__dict__]
-        if declared and not isinstance(cls.__dict__[declared[0]], property):
+        if declared:
             raise TypeError(
                 f"{cls.__name__}: {' and '.join(declared)} is derived from forward's "
                 "ctx.save_for_backward(...) call; remove the declaration"
@@ -67,30 +59,8 @@ class Function:
         self.saved = arrays
 
     def release(self) -> None:
-        """Drop what backward saved (after a backward without retain_graph)."""
         self.saved = None
         self.freed = True
-
-    def watch_output(self, index: int, counter: list[int]) -> None:
-        """Output `index` got a version counter of its own: an op that saved its output checks it."""
-        if self.saves_output:
-            self.output_counter = counter
-
-    def store_retained(self, grads_out: list[Any]) -> None:
-        """Give the outputs that asked for it (retain_grad) their complete gradient, `grads_out`."""
-        for node in self.retained or ():
-            if grads_out[node._index] is not None:
-                _store_grad(node, grads_out[node._index], owned=False)
-
-    def origin(self, index: int) -> tuple[Function, int]:
-        """The op call that made output `index` and which of its outputs it is, as pictures show it:
-        this call itself, except for a replayed step (replay.py), whose outputs come from its ops."""
-        return self, index
-
-    def reads_input(self, i: int) -> bool:
-        """Whether this backward reads input i's values (asked only once one of `saved_inputs` was
-        changed in place): a product reads each operand only for the other's gradient."""
-        return True
 
     @classmethod
     def apply(cls, *inputs: Tensor, **options: Any) -> Any:
@@ -105,6 +75,7 @@ class Function:
             ctx.saved_inputs, ctx.saves_output = saved_by(ctx.saved, arrays, out, cls.multi_output)
         if cls.multi_output:
             out = [o if type(o) is np.ndarray else np.asarray(o) for o in out]
+            ctx.n_outputs = len(out)
         elif type(out) is not np.ndarray:
             out = np.asarray(out)
         version = (
@@ -140,21 +111,6 @@ class Function:
     @staticmethod
     def backward(ctx: Function, *grads: np.ndarray) -> tuple[np.ndarray | None, ...]:
         raise NotImplementedError
-
-
-def saved_by(
-    saved: tuple[Any, ...], arrays: list[np.ndarray], out: Any, multi: bool
-) -> tuple[tuple[int, ...], bool]:
-    """Which inputs (positions) and whether the output are among the arrays forward saved: the very
-    objects, so that a copy or a derived array (a mask, a sign) is the op's own."""
-    ids = {id(a) for a in saved}
-    inputs = tuple([i for i, a in enumerate(arrays) if id(a) in ids])
-    return inputs, any(id(o) in ids for o in out) if multi else id(out) in ids
-
-
-def _versions(nodes: tuple[Node, ...], saved_inputs: tuple[int, ...]) -> tuple[int, ...]:
-    """The version of each input whose values backward reads."""
-    return tuple([nodes[i].counter[0] for i in saved_inputs])
 
 
 def _shared_version(source: Tensor, out: Any) -> list[int] | None:
@@ -209,7 +165,7 @@ class Node:
 
     def __init__(
         self,
-        ctx: Function | None,
+        ctx: OpNode | None,
         index: int,
         data: np.ndarray,
         requires_grad: bool,
@@ -272,6 +228,14 @@ class Node:
             raise ValueError("item: the graph keeps the value of one-element leaves (constants) only")
         return self.value.item()
 
+    def accumulate_grad(self, g: np.ndarray, owned: bool) -> None:
+        """grad += g (the engine's last step); a gradient that may be held elsewhere too (not
+        `owned`), or a read-only view, is copied first."""
+        if self.grad is None:
+            self.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
+        else:
+            self.grad.data += g  # accumulate in place, as torch: no new buffer for every backward
+
     def retain_grad(self) -> None:
         """Keep `.grad` on this intermediate after backward (leaves keep it anyway)."""
         if not self.requires_grad:
@@ -317,7 +281,7 @@ class Tensor:
         cls,
         data: np.ndarray,
         requires_grad: bool,
-        ctx: Function | None,
+        ctx: OpNode | None,
         index: int,
         scope: str | None,
         counter: list[int] | None = None,
@@ -367,7 +331,7 @@ class Tensor:
         return self.node.detached
 
     @property
-    def _ctx(self) -> Function | None:
+    def _ctx(self) -> OpNode | None:
         return self.node._ctx
 
     @property
@@ -900,7 +864,7 @@ class Tensor:
 
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (seed `grad`, or 1 for a scalar)."""
-        backward(self, grad, retain_graph)
+        engine.backward(self.node, _seed(self, grad), retain_graph)
 
 
 def _raw(value: Any) -> Any:
@@ -983,175 +947,6 @@ def _seed(root: Tensor, grad: Any) -> np.ndarray:
     if seed.dtype != root.dtype:
         raise TypeError(f"backward: grad has dtype {seed.dtype}, expected {root.dtype} (the tensor's dtype)")
     return seed
-
-
-class DeferredProduct:
-    """Σ_k a_kᵀ g_k, the gradient of the right operand of matmuls, kept as its terms until it is read.
-
-    A weight used at every time step receives one term per step; reading the sum stacks the terms
-    and makes one GEMM, (a_1; …; a_T)ᵀ (g_1; …; g_T), instead of T small products and T additions.
-    It lives only inside `backward`: ops never see it, except those that set `takes_products`.
-    """
-
-    __slots__ = ("lefts", "rights")
-
-    def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
-        self.lefts = [left]
-        self.rights = [right]
-
-    @property
-    def T(self) -> DeferredProduct:  # noqa: N802
-        """(Σ aᵀ g)ᵀ = Σ gᵀ a, still deferred: a weight used as `W.T` at every step gets one GEMM too."""
-        swapped = DeferredProduct.__new__(DeferredProduct)
-        swapped.lefts, swapped.rights = list(self.rights), list(self.lefts)  # own lists: sums extend them
-        return swapped
-
-    def value(self) -> np.ndarray:
-        if len(self.lefts) == 1:
-            return self.lefts[0].T @ self.rights[0]
-        return np.concatenate(self.lefts).T @ np.concatenate(self.rights)
-
-
-def _value(g: Any) -> Any:
-    return g.value() if type(g) is DeferredProduct else g
-
-
-def _add_grad(sums: dict[Any, Any], owned: set[Any], key: Any, g: Any) -> None:
-    """sums[key] += g (the key is there already) without aliasing: an array handed over may be held
-    elsewhere too (Add gives the same gradient to both inputs), so the first sum allocates and only
-    later ones add in place."""
-    current = sums[key]
-    if type(current) is DeferredProduct and type(g) is DeferredProduct:
-        current.lefts += g.lefts
-        current.rights += g.rights
-    elif key in owned:
-        current += _value(g)  # a 0-d ndarray too is changed in place (a numpy scalar would not be)
-    else:
-        total = _value(current) + _value(g)
-        sums[key] = total if type(total) is np.ndarray else np.asarray(total)
-        owned.add(key)
-
-
-def _checked_grad(ctx: Function, i: int, parent: Node, g: Any) -> Any:
-    """The gradient a backward returned for input i, if it has the input's shape and dtype (a numpy
-    scalar becomes a 0-d ndarray); else an error naming the op and the input."""
-    if type(g) is DeferredProduct:
-        shape = (g.lefts[0].shape[1], g.rights[0].shape[1])
-        dtype = np.result_type(g.lefts[0], g.rights[0])
-    else:
-        g = np.asarray(g)
-        shape, dtype = g.shape, g.dtype
-    if shape != parent.shape or dtype != parent.dtype:
-        named = f" ({parent.name!r})" if parent.name else ""
-        raise RuntimeError(
-            f"backward: {type(ctx).__name__}.backward returned a gradient of shape {shape} and dtype "
-            f"{dtype} for input {i}{named}, expected the input's shape {parent.shape} and dtype "
-            f"{parent.dtype}"
-        )
-    return g
-
-
-def _modified_error(ctx: Function) -> RuntimeError | None:
-    """The error for inputs (or the output) changed in place since the forward pass that backward
-    reads, None when every change is to values it does not read."""
-    changed = [
-        f"input {i}" + (f" ({ctx.parents[i].name!r})" if ctx.parents[i].name else "")
-        for i, v in zip(ctx.saved_inputs, ctx.versions, strict=True)
-        if ctx.parents[i].version != v and ctx.reads_input(i)
-    ]
-    if ctx.saves_output and ctx.output_counter[0]:
-        changed.append("the output (through a view or a detached copy)")
-    if not changed:
-        return None
-    return RuntimeError(
-        f"backward: {', '.join(changed)} of {type(ctx).__name__} "
-        f"{'was' if len(changed) == 1 else 'were'} changed in place after the forward "
-        "pass (an optimizer step or an assignment before backward?); its gradient would use the new "
-        "values. Run the forward again after changing it."
-    )
-
-
-def _store_grad(node: Node, g: np.ndarray, owned: bool) -> None:
-    """Accumulate into node.grad; a gradient that may be aliased (or a read-only view) is copied first."""
-    if node.grad is None:
-        node.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
-    else:
-        node.grad.data += g  # accumulate in place, as torch: no new buffer for every backward
-
-
-def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
-    """Reverse-mode sweep from `root`; see `Tensor.backward`.
-
-    Every recorded op has a sequence number from its creation, and its inputs were made before it, so
-    visiting ops from the newest down (a heap) meets each op after all of its consumers: the
-    gradient of its outputs is complete. No recursion, one pass.
-    """
-    seed = _seed(root, grad)
-    node = root.node
-    if node._ctx is None:
-        _store_grad(node, seed, owned=False)
-        return
-    sums: dict[Any, np.ndarray] = {}
-    owned: set[Any] = set()
-    leaves: dict[int, Node] = {}
-    root_ctx = node._ctx
-    # a gradient is summed per op, or per (op, output) for split-like ops
-    sums[(id(root_ctx), node._index) if root_ctx.multi_output else id(root_ctx)] = seed
-    heap = [(-root_ctx.sequence, root_ctx)]
-    queued = {id(root_ctx)}
-    while heap:
-        ctx = heappop(heap)[1]
-        if ctx.freed:
-            raise RuntimeError(
-                "backward: trying to go through the graph a second time, but its saved arrays were "
-                "freed by the first backward; call backward(retain_graph=True) the first time"
-            )
-        key = id(ctx)
-        if ctx.multi_output:
-            grads_out = [_value(sums.pop((key, i), None)) for i in range(ctx.n_outputs)]
-        else:
-            g = sums.pop(key)
-            if type(g) is DeferredProduct and (not ctx.takes_products or ctx.retained is not None):
-                g = g.value()
-            grads_out = [g]
-        if ctx.versions != _versions(ctx.parents, ctx.saved_inputs) or (
-            ctx.saves_output and ctx.output_counter[0]
-        ):
-            error = _modified_error(ctx)
-            if error is not None:
-                raise error
-        if ctx.retained is not None:
-            ctx.store_retained(grads_out)
-        grads = ctx.backward(ctx, *grads_out)
-        if not retain_graph:
-            ctx.release()
-        if len(grads) != len(ctx.parents):
-            raise RuntimeError(
-                f"backward: {type(ctx).__name__}.backward returned {len(grads)} gradients for "
-                f"{len(ctx.parents)} inputs"
-            )
-        for i, (parent, g) in enumerate(zip(ctx.parents, grads, strict=True)):
-            if g is None or not parent.requires_grad:
-                continue
-            # checked per edge, so cheaply: an equal dtype that is not the same object takes the long way
-            if type(g) is not np.ndarray or g.shape != parent.shape or g.dtype is not parent.dtype:
-                g = _checked_grad(ctx, i, parent, g)
-            parent_ctx = parent._ctx
-            if parent_ctx is None:
-                key = id(parent)
-                leaves[key] = parent
-            else:
-                if id(parent_ctx) not in queued:
-                    queued.add(id(parent_ctx))
-                    heappush(heap, (-parent_ctx.sequence, parent_ctx))
-                key = (id(parent_ctx), parent._index) if parent_ctx.multi_output else id(parent_ctx)
-            if key in sums:  # the first gradient is stored as it is, without a call: this runs per edge
-                _add_grad(sums, owned, key, g)
-            else:
-                sums[key] = g
-    for key, leaf in leaves.items():
-        g = sums[key]
-        _store_grad(leaf, _value(g), owned=key in owned or type(g) is DeferredProduct)
 
 
 def graph_nodes(roots: Iterable[Tensor]) -> list[Node]:
