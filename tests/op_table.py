@@ -1,12 +1,14 @@
 """The one table of public ops the tests read: each op's call here and in torch, its inputs, its kind
 and the op class it records.
 
-test_ops checks every row's gradient (finite differences, torch, float32) and runs the elementwise
-and reduction rows on generated shapes; the fuzzer (fuzz_programs.py) draws its unary and reduction
-steps from those rows; the replay cells (test_replay.py) use the bounded elementwise rows;
-test_saved_values.py changes every row's inputs and output in place before backward;
-test_op_table.py checks that every public Tensor op, module function, `nn.functional` function and
-op class in ops.py has a row. Adding an op is one row here.
+Read by: test_ops (every row's gradient against finite differences and torch, float32 kept; the
+unary, elementwise, softmax and reduction rows on generated shapes), test_functional (the
+`functional` rows), the fuzzer (fuzz_programs.py: its unary and reduction steps are these rows),
+the replay cells (test_replay.py: the unary rows defined everywhere), test_trust (unary, softmax
+and reduction rows on 0-d and empty inputs), test_saved_values (every row's inputs and output changed
+in place before backward). test_op_table checks that every public Tensor op, module function,
+`nn.functional` function and op class in ops.py has a row, and that the fuzzer draws every row.
+Adding an op is one row here.
 
 Domains: `normal` any value, `positive` in [0.5, 2], `away_from_zero` |x| ≥ 0.2 (a kink at 0 is never
 within eps), `distinct` well-separated values (no ties for max).
@@ -21,6 +23,7 @@ import numpy as np
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import ops
+from tinygrad_rnn.nn import functional as F  # noqa: N812
 
 
 def normal(*shape: int) -> Callable[[np.random.Generator], np.ndarray]:
@@ -42,6 +45,17 @@ def distinct(*shape: int) -> Callable[[np.random.Generator], np.ndarray]:
     return lambda rng: (rng.permutation(np.arange(n, dtype=np.float64)).reshape(shape) - n / 2) * 0.1 + 0.013
 
 
+def into_domain(domain: str, x: np.ndarray) -> np.ndarray:
+    """A generated array (values in [-3, 3]) moved into a domain, keeping its shape."""
+    if domain == "positive":
+        return np.abs(x) + 0.5
+    if domain == "away_from_zero":
+        return np.where(x >= 0, x + 0.2, x - 0.2)
+    if domain == "distinct":  # the same order, no near-ties under eps, no value at clip's bounds
+        return np.argsort(np.argsort(x.ravel(), kind="stable")).reshape(x.shape) * 0.1 + 0.013
+    return x
+
+
 DOMAINS = {"normal": normal, "positive": positive, "away_from_zero": away_from_zero, "distinct": distinct}
 
 
@@ -49,16 +63,29 @@ def torch() -> Any:
     return __import__("torch")
 
 
+def tf() -> Any:
+    return torch().nn.functional
+
+
+def tt(array: np.ndarray) -> Any:
+    """A torch tensor of `array` (torch imported only when a torch test runs)."""
+    return torch().from_numpy(np.array(array))
+
+
+SAME = "same"  # the row's call works on torch tensors as written
+
+
 class Row(NamedTuple):
-    """One public op. `tiny` and `torch` take Tensors (and, for a reduction, `dim` and `keepdim`);
-    `shapes` are its inputs' shapes in the canonical case, all drawn from `domain`."""
+    """One public op. `tiny` and `torch` take Tensors (a reduction also `dim`, `keepdim`); `shapes`
+    are its inputs' shapes in the canonical case, each drawn from `domain`; `op` is the op class the
+    call records last (None: a composition of other ops)."""
 
     name: str
     tiny: Callable[..., Any]
-    torch: Callable[..., Any] | None  # None: the same call works on torch tensors
+    torch: Callable[..., Any] | str | None  # SAME, or None: no torch counterpart
     shapes: tuple[tuple[int, ...], ...]
-    kind: str  # elementwise | binary | reduction | matmul | shape | join | softmax | function | loss
-    op: type | None  # the op class the call records last (None: a composition of other ops)
+    kind: str  # see KINDS
+    op: type | None
     domain: str = "normal"
 
     @property
@@ -66,8 +93,24 @@ class Row(NamedTuple):
         return [DOMAINS[self.domain](*s) for s in self.shapes]
 
     @property
-    def torch_call(self) -> Callable[..., Any]:
-        return self.tiny if self.torch is None else self.torch
+    def torch_call(self) -> Callable[..., Any] | None:
+        return self.tiny if self.torch == SAME else self.torch  # type: ignore[return-value]
+
+
+KINDS = {
+    "unary": "x -> f(x), no option",
+    "elementwise": "x -> f(x) with a constant option (clip bounds, an exponent)",
+    "cast": "a dtype change",
+    "binary": "two tensors broadcast together",
+    "reduction": "(x, dim=None, keepdim=False) -> x reduced over dim",
+    "softmax": "along one axis",
+    "product": "matmul, linear, addmm",
+    "function": "module functions of several tensors",
+    "shape": "views, copies and pieces",
+    "join": "cat, stack",
+    "functional": "nn.functional: losses, embedding",
+    "random": "draws from an rng",
+}
 
 
 def _amax(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
@@ -78,18 +121,34 @@ def _amin(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     return x.amin(dim=() if dim is None else dim, keepdim=keepdim)
 
 
-UNARY_SHAPE = ((3, 4),)
+def _var(x: Any, dim: Any = None, keepdim: bool = False, correction: int = 1) -> Any:
+    return x.var(dim=dim, keepdim=keepdim, correction=correction)
+
+
+def _sum(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return x.sum(dim=dim, keepdim=keepdim)
+
+
+def _mean(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return x.mean(dim=dim, keepdim=keepdim)
+
+
+MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
+TARGETS = np.array([1, 0, 4, 2])  # classes of (4, 5) logits
+PROBABILITIES = np.array([[0.0, 1.0, 0.3], [0.9, 0.5, 1.0]])  # targets of (2, 3) logits
+IDS = np.array([[1, 3, 3, 0], [5, 1, 3, 2]])  # repeated ids, for a (6, 3) weight
+X = ((3, 4),)
+
 ROWS = [
-    # elementwise: x -> f(x), same shape (the fuzzer and the generated-shape tests take them all)
-    Row("neg", lambda a: -a, None, UNARY_SHAPE, "elementwise", ops.Neg),
-    Row("exp", lambda a: a.exp(), None, UNARY_SHAPE, "elementwise", ops.Exp),
-    Row("log", lambda a: a.log(), None, UNARY_SHAPE, "elementwise", ops.Log, "positive"),
-    Row("sqrt", lambda a: a.sqrt(), None, UNARY_SHAPE, "elementwise", ops.Sqrt, "positive"),
-    Row("reciprocal", lambda a: a.reciprocal(), None, UNARY_SHAPE, "elementwise", ops.Reciprocal, "positive"),
-    Row("tanh", lambda a: a.tanh(), None, UNARY_SHAPE, "elementwise", ops.Tanh),
-    Row("sigmoid", lambda a: a.sigmoid(), None, UNARY_SHAPE, "elementwise", ops.Sigmoid),
-    Row("relu", lambda a: a.relu(), None, UNARY_SHAPE, "elementwise", ops.Relu, "away_from_zero"),
-    Row("abs", lambda a: a.abs(), None, UNARY_SHAPE, "elementwise", ops.Abs, "away_from_zero"),
+    Row("neg", lambda a: -a, SAME, X, "unary", ops.Neg),
+    Row("exp", lambda a: a.exp(), SAME, X, "unary", ops.Exp),
+    Row("log", lambda a: a.log(), SAME, X, "unary", ops.Log, "positive"),
+    Row("sqrt", lambda a: a.sqrt(), SAME, X, "unary", ops.Sqrt, "positive"),
+    Row("reciprocal", lambda a: a.reciprocal(), SAME, X, "unary", ops.Reciprocal, "positive"),
+    Row("tanh", lambda a: a.tanh(), SAME, X, "unary", ops.Tanh),
+    Row("sigmoid", lambda a: a.sigmoid(), SAME, X, "unary", ops.Sigmoid),
+    Row("relu", lambda a: a.relu(), SAME, X, "unary", ops.Relu, "away_from_zero"),
+    Row("abs", lambda a: a.abs(), SAME, X, "unary", ops.Abs, "away_from_zero"),
     Row(
         "clip",
         lambda a: a.clip(-0.5, 0.7),
@@ -99,45 +158,22 @@ ROWS = [
         ops.Clip,
         "distinct",
     ),  # fmt: skip
-    Row(
-        "to",
-        lambda a: a.to(np.float32).to(np.float64),
-        lambda a: a.float().double(),
-        UNARY_SHAPE,
-        "elementwise",
-        ops.Cast,
-    ),  # fmt: skip
-    # binary: two tensors broadcast together
-    Row("add", lambda a, b: a + b, None, ((3, 4), (3, 4)), "binary", ops.Add),
-    Row("sub", lambda a, b: a - b, None, ((3, 1), (2, 3, 4)), "binary", ops.Sub),
-    Row("mul", lambda a, b: a * b, None, ((2, 3, 4), (3, 1)), "binary", ops.Mul),
-    Row("div", lambda a, b: a / b, None, ((3, 4), (4,)), "binary", ops.Div, "positive"),
-    Row("pow", lambda a: a**3, None, UNARY_SHAPE, "elementwise", ops.Pow),
-    Row("pow_tensor", lambda a, b: a**b, None, ((3, 4), (4,)), "binary", ops.PowTensor, "positive"),
-    Row("maximum", lambda a, b: a.maximum(b), None, ((3, 4), (4,)), "binary", ops.Maximum),
-    Row("minimum", lambda a, b: a.minimum(b), None, ((3, 4), (3, 1)), "binary", ops.Minimum),
-    # reductions: (x, dim=None, keepdim=False)
-    Row(
-        "sum",
-        lambda a, dim=None, keepdim=False: a.sum(dim=dim, keepdim=keepdim),
-        lambda a, dim=None, keepdim=False: a.sum(dim=dim, keepdim=keepdim),
-        UNARY_SHAPE,
-        "reduction",
-        ops.Sum,
-    ),  # fmt: skip
-    Row(
-        "mean",
-        lambda a, dim=None, keepdim=False: a.mean(dim=dim, keepdim=keepdim),
-        lambda a, dim=None, keepdim=False: a.mean(dim=dim, keepdim=keepdim),
-        UNARY_SHAPE,
-        "reduction",
-        ops.Mean,
-    ),  # fmt: skip
+    Row("pow", lambda a: a**3, SAME, X, "elementwise", ops.Pow),
+    Row("to", lambda a: a.to(np.float32), lambda a: a.float(), X, "cast", ops.Cast),
+    Row("add", lambda a, b: a + b, SAME, ((3, 4), (3, 4)), "binary", ops.Add),
+    Row("sub", lambda a, b: a - b, SAME, ((3, 1), (2, 3, 4)), "binary", ops.Sub),
+    Row("mul", lambda a, b: a * b, SAME, ((2, 3, 4), (3, 1)), "binary", ops.Mul),
+    Row("div", lambda a, b: a / b, SAME, ((3, 4), (4,)), "binary", ops.Div, "positive"),
+    Row("pow_tensor", lambda a, b: a**b, SAME, ((3, 4), (4,)), "binary", ops.PowTensor, "positive"),
+    Row("maximum", lambda a, b: a.maximum(b), SAME, ((3, 4), (4,)), "binary", ops.Maximum),
+    Row("minimum", lambda a, b: a.minimum(b), SAME, ((3, 4), (3, 1)), "binary", ops.Minimum),
+    Row("sum", _sum, SAME, X, "reduction", ops.Sum),
+    Row("mean", _mean, SAME, X, "reduction", ops.Mean),
     Row(
         "max",
         lambda a, dim=None, keepdim=False: a.max(dim=dim, keepdim=keepdim),
         _amax,
-        UNARY_SHAPE,
+        X,
         "reduction",
         ops.Max,
         "distinct",
@@ -146,30 +182,21 @@ ROWS = [
         "min",
         lambda a, dim=None, keepdim=False: a.min(dim=dim, keepdim=keepdim),
         _amin,
-        UNARY_SHAPE,
+        X,
         "reduction",
         None,
         "distinct",
     ),  # fmt: skip
-    Row(
-        "var",
-        lambda a, dim=None, keepdim=False: a.var(dim=dim, keepdim=keepdim),
-        lambda a, dim=None, keepdim=False: a.var(dim=dim, keepdim=keepdim),
-        UNARY_SHAPE,
-        "reduction",
-        None,
-    ),  # fmt: skip
-    # softmax along an axis
-    Row("softmax", lambda a: a.softmax(-1), None, ((3, 5),), "softmax", ops.Softmax),
-    Row("log_softmax", lambda a: a.log_softmax(1), None, ((2, 4, 3),), "softmax", ops.LogSoftmax),
-    # products
-    Row("matmul", lambda a, b: a @ b, None, ((3, 4), (4, 5)), "matmul", ops.MatMul),
+    Row("var", _var, SAME, X, "reduction", None),
+    Row("softmax", lambda a: a.softmax(-1), SAME, ((3, 5),), "softmax", ops.Softmax),
+    Row("log_softmax", lambda a: a.log_softmax(-1), SAME, ((2, 4, 3),), "softmax", ops.LogSoftmax),
+    Row("matmul", lambda a, b: a @ b, SAME, ((3, 4), (4, 5)), "product", ops.MatMul),
     Row(
         "linear",
         lambda x, w, b: tg.linear(x, w, b),
-        lambda x, w, b: torch().nn.functional.linear(x, w, b),
+        lambda x, w, b: tf().linear(x, w, b),
         ((3, 4), (5, 4), (5,)),
-        "function",
+        "product",
         ops.Linear,
     ),  # fmt: skip
     Row(
@@ -177,7 +204,7 @@ ROWS = [
         lambda c, a, b: tg.addmm(c, a, b),
         lambda c, a, b: torch().addmm(c, a, b),
         ((3, 5), (3, 4), (4, 5)),
-        "function",
+        "product",
         ops.Linear,
     ),  # fmt: skip
     Row(
@@ -198,28 +225,27 @@ ROWS = [
     ),  # fmt: skip
     Row(
         "where",
-        lambda a, b: tg.where(np.array([True, False, True, True]), a, b),
-        lambda a, b: torch().where(torch().tensor([True, False, True, True]), a, b),
+        lambda a, b: tg.where(MASK, a, b),
+        lambda a, b: torch().where(tt(MASK), a, b),
         ((3, 4), (4,)),
         "function",
         ops.Where,
     ),  # fmt: skip
-    # shape and indexing
-    Row("reshape", lambda a: a.reshape(4, -1), None, ((2, 3, 4),), "shape", ops.Reshape),
-    Row("flatten", lambda a: a.flatten(), None, ((2, 3),), "shape", ops.Reshape),
-    Row("permute", lambda a: a.permute(2, 0, 1), None, ((2, 3, 4),), "shape", ops.Permute),
-    Row("transpose", lambda a: a.transpose(0, 2), None, ((2, 3, 4),), "shape", ops.Permute),
-    Row("squeeze", lambda a: a.squeeze(1), None, ((3, 1, 4),), "shape", ops.Reshape),
-    Row("unsqueeze", lambda a: a.unsqueeze(-1), None, ((3, 4),), "shape", ops.Reshape),
-    Row("contiguous", lambda a: a.T.contiguous(), None, ((3, 4),), "shape", ops.Contiguous),
-    Row("getitem", lambda a: a[1:, ::2], None, ((3, 5),), "shape", ops.GetItem),
-    Row("split", lambda a: a.split([1, 3, 2], 1), None, ((2, 6),), "shape", ops.Split),
-    Row("chunk", lambda a: a.chunk(2, 1), None, ((3, 4),), "shape", ops.Split),
-    Row("unbind", lambda a: a.unbind(1), None, ((2, 3, 4),), "shape", ops.Unbind),
+    Row("reshape", lambda a: a.reshape(4, -1), SAME, ((2, 3, 4),), "shape", ops.Reshape),
+    Row("flatten", lambda a: a.flatten(), SAME, ((2, 3),), "shape", ops.Reshape),
+    Row("permute", lambda a: a.permute(2, 0, 1), SAME, ((2, 3, 4),), "shape", ops.Permute),
+    Row("transpose", lambda a: a.transpose(0, 2), SAME, ((2, 3, 4),), "shape", ops.Permute),
+    Row("squeeze", lambda a: a.squeeze(1), SAME, ((3, 1, 4),), "shape", ops.Reshape),
+    Row("unsqueeze", lambda a: a.unsqueeze(-1), SAME, X, "shape", ops.Reshape),
+    Row("contiguous", lambda a: a.T.contiguous(), SAME, X, "shape", ops.Contiguous),
+    Row("getitem", lambda a: a[1:, ::2], SAME, ((3, 5),), "shape", ops.GetItem),
+    Row("split", lambda a: a.split([1, 3, 2], 1), SAME, ((2, 6),), "shape", ops.Split),
+    Row("chunk", lambda a: a.chunk(2, 1), SAME, X, "shape", ops.Split),
+    Row("unbind", lambda a: a.unbind(1), SAME, ((2, 3, 4),), "shape", ops.Unbind),
     Row(
         "pad",
         lambda a: a.pad(((1, 0), (2, 3)), value=0.5),
-        lambda a: torch().nn.functional.pad(a, (2, 3, 1, 0), value=0.5),
+        lambda a: tf().pad(a, (2, 3, 1, 0), value=0.5),
         ((2, 3),),
         "shape",
         ops.Pad,
@@ -240,6 +266,49 @@ ROWS = [
         "join",
         ops.Stack,
     ),  # fmt: skip
+    Row(
+        "cross_entropy",
+        lambda x: F.cross_entropy(x, TARGETS),
+        lambda x: tf().cross_entropy(x, tt(TARGETS)),
+        ((4, 5),),
+        "functional",
+        None,
+    ),  # fmt: skip
+    Row(
+        "nll_loss",
+        lambda x: F.nll_loss(x.log_softmax(1), TARGETS),
+        lambda x: tf().nll_loss(x.log_softmax(1), tt(TARGETS)),
+        ((4, 5),),
+        "functional",
+        None,
+    ),  # fmt: skip
+    Row(
+        "mse_loss",
+        lambda x, y: F.mse_loss(x, y),
+        lambda x, y: tf().mse_loss(x, y),
+        ((2, 3), (2, 3)),
+        "functional",
+        None,
+    ),  # fmt: skip
+    Row(
+        "binary_cross_entropy_with_logits",
+        lambda x: F.binary_cross_entropy_with_logits(x, PROBABILITIES),
+        lambda x: tf().binary_cross_entropy_with_logits(x, tt(PROBABILITIES)),
+        ((2, 3),),
+        "functional",
+        None,
+    ),  # fmt: skip
+    Row(
+        "embedding",
+        lambda w: F.embedding(IDS, w),
+        lambda w: tf().embedding(tt(IDS), w),
+        ((6, 3),),
+        "functional",
+        ops.GetItem,
+    ),  # fmt: skip
+    Row(
+        "dropout", lambda x: F.dropout(x, 0.3, rng=np.random.default_rng(0)), None, ((4, 5),), "random", None
+    ),
 ]
 BY_NAME = {row.name: row for row in ROWS}
 

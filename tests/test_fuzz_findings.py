@@ -120,3 +120,11 @@ def test_reciprocal_matches_torch_and_finite_differences() -> None:
     (x.reciprocal() * 1.5).sum().backward()
     (tx.reciprocal() * 1.5).sum().backward()
     _assert_same_grad(x, tx)
+
+
+def test_padding_a_0d_tensor_with_no_widths_is_the_tensor() -> None:
+    """Found raising once the fuzzer drew pad (broadcasting () to (0, 2)); torch's F.pad(x, []) is x."""
+    x, tx = _pair(np.array(0.7))
+    (x.pad((), value=0.5) * 3.0).backward()
+    (torch.nn.functional.pad(tx, [], value=0.5) * 3.0).backward()
+    _assert_same_grad(x, tx)

@@ -68,7 +68,7 @@ def test_an_in_place_change_before_backward_is_refused_or_does_not_matter(row: R
     leaves = _leaves(row)
     out = row.tiny(*leaves)
     root = _root(out)
-    seed = np.random.default_rng(1).standard_normal(root.shape)
+    seed = np.random.default_rng(1).standard_normal(root.shape).astype(root.dtype)
     root.backward(seed, retain_graph=True)
     expected = [np.array(t.grad.data) for t in leaves]
     for what in [*range(len(leaves)), "output"]:

@@ -761,7 +761,7 @@ class Pad(Function):
         ctx.window = tuple(
             slice(before, before + n) for (before, _), n in zip(pad_width, x.shape, strict=True)
         )
-        return np.pad(x, pad_width, mode="constant", constant_values=value)
+        return np.pad(x, pad_width or 0, mode="constant", constant_values=value)  # a 0-d x: () pads nothing
 
     @staticmethod
     def backward(ctx, grad):

@@ -855,7 +855,8 @@ class Tensor:
 
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
         """Constant padding, numpy style: ((before, after), ...) per axis, or one pair for all axes."""
-        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
+        widths = np.asarray(pad_width, dtype=np.int64)
+        widths = np.broadcast_to(widths.reshape(0, 2) if widths.size == 0 else widths, (self.ndim, 2))
         if (widths < 0).any():
             raise ValueError(f"pad: widths must be non-negative, got {pad_width}")
         return ops.Pad.apply(self, pad_width=tuple(map(tuple, widths.tolist())), value=value)
