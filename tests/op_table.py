@@ -121,6 +121,14 @@ def _amin(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     return x.amin(dim=() if dim is None else dim, keepdim=keepdim)
 
 
+def _max(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return x.max(dim=dim, keepdim=keepdim)
+
+
+def _min(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return x.min(dim=dim, keepdim=keepdim)
+
+
 def _var(x: Any, dim: Any = None, keepdim: bool = False, correction: int = 1) -> Any:
     return x.var(dim=dim, keepdim=keepdim, correction=correction)
 
@@ -139,6 +147,7 @@ PROBABILITIES = np.array([[0.0, 1.0, 0.3], [0.9, 0.5, 1.0]])  # targets of (2, 3
 IDS = np.array([[1, 3, 3, 0], [5, 1, 3, 2]])  # repeated ids, for a (6, 3) weight
 X = ((3, 4),)
 
+# fmt: off
 ROWS = [
     Row("neg", lambda a: -a, SAME, X, "unary", ops.Neg),
     Row("exp", lambda a: a.exp(), SAME, X, "unary", ops.Exp),
@@ -149,15 +158,8 @@ ROWS = [
     Row("sigmoid", lambda a: a.sigmoid(), SAME, X, "unary", ops.Sigmoid),
     Row("relu", lambda a: a.relu(), SAME, X, "unary", ops.Relu, "away_from_zero"),
     Row("abs", lambda a: a.abs(), SAME, X, "unary", ops.Abs, "away_from_zero"),
-    Row(
-        "clip",
-        lambda a: a.clip(-0.5, 0.7),
-        lambda a: a.clamp(-0.5, 0.7),
-        ((4, 5),),
-        "elementwise",
-        ops.Clip,
-        "distinct",
-    ),  # fmt: skip
+    Row("clip", lambda a: a.clip(-0.5, 0.7), lambda a: a.clamp(-0.5, 0.7), ((4, 5),), "elementwise", ops.Clip,
+        "distinct"),
     Row("pow", lambda a: a**3, SAME, X, "elementwise", ops.Pow),
     Row("to", lambda a: a.to(np.float32), lambda a: a.float(), X, "cast", ops.Cast),
     Row("add", lambda a, b: a + b, SAME, ((3, 4), (3, 4)), "binary", ops.Add),
@@ -169,68 +171,22 @@ ROWS = [
     Row("minimum", lambda a, b: a.minimum(b), SAME, ((3, 4), (3, 1)), "binary", ops.Minimum),
     Row("sum", _sum, SAME, X, "reduction", ops.Sum),
     Row("mean", _mean, SAME, X, "reduction", ops.Mean),
-    Row(
-        "max",
-        lambda a, dim=None, keepdim=False: a.max(dim=dim, keepdim=keepdim),
-        _amax,
-        X,
-        "reduction",
-        ops.Max,
-        "distinct",
-    ),  # fmt: skip
-    Row(
-        "min",
-        lambda a, dim=None, keepdim=False: a.min(dim=dim, keepdim=keepdim),
-        _amin,
-        X,
-        "reduction",
-        None,
-        "distinct",
-    ),  # fmt: skip
+    Row("max", _max, _amax, X, "reduction", ops.Max, "distinct"),
+    Row("min", _min, _amin, X, "reduction", None, "distinct"),
     Row("var", _var, SAME, X, "reduction", None),
     Row("softmax", lambda a: a.softmax(-1), SAME, ((3, 5),), "softmax", ops.Softmax),
     Row("log_softmax", lambda a: a.log_softmax(-1), SAME, ((2, 4, 3),), "softmax", ops.LogSoftmax),
     Row("matmul", lambda a, b: a @ b, SAME, ((3, 4), (4, 5)), "product", ops.MatMul),
-    Row(
-        "linear",
-        lambda x, w, b: tg.linear(x, w, b),
-        lambda x, w, b: tf().linear(x, w, b),
-        ((3, 4), (5, 4), (5,)),
-        "product",
-        ops.Linear,
-    ),  # fmt: skip
-    Row(
-        "addmm",
-        lambda c, a, b: tg.addmm(c, a, b),
-        lambda c, a, b: torch().addmm(c, a, b),
-        ((3, 5), (3, 4), (4, 5)),
-        "product",
-        ops.Linear,
-    ),  # fmt: skip
-    Row(
-        "addcmul",
-        lambda c, a, b: tg.addcmul(c, a, b),
-        lambda c, a, b: torch().addcmul(c, a, b),
-        ((3, 4), (3, 4), (4,)),
-        "function",
-        ops.Addcmul,
-    ),  # fmt: skip
-    Row(
-        "lerp",
-        lambda s, e, w: tg.lerp(s, e, w),
-        lambda s, e, w: torch().lerp(s, e, w),
-        ((3, 4), (3, 4), (3, 4)),
-        "function",
-        ops.Lerp,
-    ),  # fmt: skip
-    Row(
-        "where",
-        lambda a, b: tg.where(MASK, a, b),
-        lambda a, b: torch().where(tt(MASK), a, b),
-        ((3, 4), (4,)),
-        "function",
-        ops.Where,
-    ),  # fmt: skip
+    Row("linear", lambda x, w, b: tg.linear(x, w, b), lambda x, w, b: tf().linear(x, w, b),
+        ((3, 4), (5, 4), (5,)), "product", ops.Linear),
+    Row("addmm", lambda c, a, b: tg.addmm(c, a, b), lambda c, a, b: torch().addmm(c, a, b),
+        ((3, 5), (3, 4), (4, 5)), "product", ops.Linear),
+    Row("addcmul", lambda c, a, b: tg.addcmul(c, a, b), lambda c, a, b: torch().addcmul(c, a, b),
+        ((3, 4), (3, 4), (4,)), "function", ops.Addcmul),
+    Row("lerp", lambda s, e, w: tg.lerp(s, e, w), lambda s, e, w: torch().lerp(s, e, w),
+        ((3, 4), (3, 4), (3, 4)), "function", ops.Lerp),
+    Row("where", lambda a, b: tg.where(MASK, a, b), lambda a, b: torch().where(tt(MASK), a, b),
+        ((3, 4), (4,)), "function", ops.Where),
     Row("reshape", lambda a: a.reshape(4, -1), SAME, ((2, 3, 4),), "shape", ops.Reshape),
     Row("flatten", lambda a: a.flatten(), SAME, ((2, 3),), "shape", ops.Reshape),
     Row("permute", lambda a: a.permute(2, 0, 1), SAME, ((2, 3, 4),), "shape", ops.Permute),
@@ -242,74 +198,26 @@ ROWS = [
     Row("split", lambda a: a.split([1, 3, 2], 1), SAME, ((2, 6),), "shape", ops.Split),
     Row("chunk", lambda a: a.chunk(2, 1), SAME, X, "shape", ops.Split),
     Row("unbind", lambda a: a.unbind(1), SAME, ((2, 3, 4),), "shape", ops.Unbind),
-    Row(
-        "pad",
-        lambda a: a.pad(((1, 0), (2, 3)), value=0.5),
-        lambda a: tf().pad(a, (2, 3, 1, 0), value=0.5),
-        ((2, 3),),
-        "shape",
-        ops.Pad,
-    ),  # fmt: skip
-    Row(
-        "cat",
-        lambda a, b: tg.cat([a, b, a], 1),
-        lambda a, b: torch().cat([a, b, a], 1),
-        ((2, 3), (2, 1)),
-        "join",
-        ops.Cat,
-    ),  # fmt: skip
-    Row(
-        "stack",
-        lambda a, b: tg.stack([a, b], 1),
-        lambda a, b: torch().stack([a, b], 1),
-        ((2, 3), (2, 3)),
-        "join",
-        ops.Stack,
-    ),  # fmt: skip
-    Row(
-        "cross_entropy",
-        lambda x: F.cross_entropy(x, TARGETS),
-        lambda x: tf().cross_entropy(x, tt(TARGETS)),
-        ((4, 5),),
-        "functional",
-        None,
-    ),  # fmt: skip
-    Row(
-        "nll_loss",
-        lambda x: F.nll_loss(x.log_softmax(1), TARGETS),
-        lambda x: tf().nll_loss(x.log_softmax(1), tt(TARGETS)),
-        ((4, 5),),
-        "functional",
-        None,
-    ),  # fmt: skip
-    Row(
-        "mse_loss",
-        lambda x, y: F.mse_loss(x, y),
-        lambda x, y: tf().mse_loss(x, y),
-        ((2, 3), (2, 3)),
-        "functional",
-        None,
-    ),  # fmt: skip
-    Row(
-        "binary_cross_entropy_with_logits",
-        lambda x: F.binary_cross_entropy_with_logits(x, PROBABILITIES),
-        lambda x: tf().binary_cross_entropy_with_logits(x, tt(PROBABILITIES)),
-        ((2, 3),),
-        "functional",
-        None,
-    ),  # fmt: skip
-    Row(
-        "embedding",
-        lambda w: F.embedding(IDS, w),
-        lambda w: tf().embedding(tt(IDS), w),
-        ((6, 3),),
-        "functional",
-        ops.GetItem,
-    ),  # fmt: skip
-    Row(
-        "dropout", lambda x: F.dropout(x, 0.3, rng=np.random.default_rng(0)), None, ((4, 5),), "random", None
-    ),
+    Row("pad", lambda a: a.pad(((1, 0), (2, 3)), value=0.5), lambda a: tf().pad(a, (2, 3, 1, 0), value=0.5),
+        ((2, 3),), "shape", ops.Pad),
+    Row("cat", lambda a, b: tg.cat([a, b, a], 1), lambda a, b: torch().cat([a, b, a], 1),
+        ((2, 3), (2, 1)), "join", ops.Cat),
+    Row("stack", lambda a, b: tg.stack([a, b], 1), lambda a, b: torch().stack([a, b], 1),
+        ((2, 3), (2, 3)), "join", ops.Stack),
+    Row("cross_entropy", lambda x: F.cross_entropy(x, TARGETS), lambda x: tf().cross_entropy(x, tt(TARGETS)),
+        ((4, 5),), "functional", None),
+    Row("nll_loss", lambda x: F.nll_loss(x.log_softmax(1), TARGETS),
+        lambda x: tf().nll_loss(x.log_softmax(1), tt(TARGETS)), ((4, 5),), "functional", None),
+    Row("mse_loss", lambda x, y: F.mse_loss(x, y), lambda x, y: tf().mse_loss(x, y), ((2, 3), (2, 3)),
+        "functional", None),
+    Row("binary_cross_entropy_with_logits", lambda x: F.binary_cross_entropy_with_logits(x, PROBABILITIES),
+        lambda x: tf().binary_cross_entropy_with_logits(x, tt(PROBABILITIES)), ((2, 3),), "functional", None),
+    Row("embedding", lambda w: F.embedding(IDS, w), lambda w: tf().embedding(tt(IDS), w), ((6, 3),),
+        "functional", ops.GetItem),
+    Row("dropout", lambda x: F.dropout(x, 0.3, rng=np.random.default_rng(0)), None, ((4, 5),), "random",
+        None),
 ]
+# fmt: on
 BY_NAME = {row.name: row for row in ROWS}
 
 
