@@ -158,6 +158,7 @@ ROWS = [
     Row("sigmoid", lambda a: a.sigmoid(), SAME, X, "unary", ops.Sigmoid),
     Row("relu", lambda a: a.relu(), SAME, X, "unary", ops.Relu, "away_from_zero"),
     Row("abs", lambda a: a.abs(), SAME, X, "unary", ops.Abs, "away_from_zero"),
+    Row("softplus", lambda a: a.softplus(), lambda a: tf().softplus(a), X, "unary", ops.Softplus),
     Row("clip", lambda a: a.clip(-0.5, 0.7), lambda a: a.clamp(-0.5, 0.7), ((4, 5),), "elementwise", ops.Clip,
         "distinct"),
     Row("pow", lambda a: a**3, SAME, X, "elementwise", ops.Pow),

@@ -236,6 +236,22 @@ class Sigmoid(Function):
         return (grad * (y * (1 - y)),)
 
 
+class Softplus(Function):
+    """y = log(1 + eˣ), as max(x, 0) + log(1 + e^−|x|) (no overflow), and y = x above 20 (as torch);
+    dx = g σ(x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        y = np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
+        return np.where(x > 20, x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return (grad * np.where(x > 20, 1, stable_sigmoid(x)).astype(grad.dtype, copy=False),)
+
+
 class Relu(Function):
     @staticmethod
     def forward(ctx, x):

@@ -647,6 +647,10 @@ class Tensor:
     def abs(self) -> Tensor:
         return ops.Abs.apply(self)
 
+    def softplus(self) -> Tensor:
+        """log(1 + eˣ), a smooth relu (torch.nn.functional.softplus)."""
+        return ops.Softplus.apply(self)
+
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
