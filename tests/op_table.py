@@ -129,6 +129,14 @@ def _min(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
     return x.min(dim=dim, keepdim=keepdim)
 
 
+def _logsumexp(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return x.logsumexp(dim=dim, keepdim=keepdim)
+
+
+def _torch_logsumexp(x: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    return torch().logsumexp(x, dim=tuple(range(x.ndim)) if dim is None else dim, keepdim=keepdim)
+
+
 def _var(x: Any, dim: Any = None, keepdim: bool = False, correction: int = 1) -> Any:
     return x.var(dim=dim, keepdim=keepdim, correction=correction)
 
@@ -175,6 +183,7 @@ ROWS = [
     Row("max", _max, _amax, X, "reduction", ops.Max, "distinct"),
     Row("min", _min, _amin, X, "reduction", None, "distinct"),
     Row("var", _var, SAME, X, "reduction", None),
+    Row("logsumexp", _logsumexp, _torch_logsumexp, X, "reduction", ops.LogSumExp),
     Row("softmax", lambda a: a.softmax(-1), SAME, ((3, 5),), "softmax", ops.Softmax),
     Row("log_softmax", lambda a: a.log_softmax(-1), SAME, ((2, 4, 3),), "softmax", ops.LogSoftmax),
     Row("matmul", lambda a, b: a @ b, SAME, ((3, 4), (4, 5)), "product", ops.MatMul),

@@ -479,6 +479,28 @@ class Max(Function):
         return (winners * (grad / count),)
 
 
+class LogSumExp(Function):
+    """y = m + log Σ exp(x − m) over the axes, m = max x (so nothing overflows); dx = g exp(x − y),
+    the softmax over those axes."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdims):
+        shift = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+        shift = np.where(np.isfinite(shift), shift, 0)  # all −inf (or empty): −inf, not nan
+        with np.errstate(divide="ignore"):
+            y = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+        if not keepdims:
+            y = y.reshape(()) if axis is None else np.squeeze(y, axis=axis)
+        ctx.save_for_backward(x, y)
+        ctx.args = (x.shape, axis, keepdims)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        return (_expand_reduced(grad, *ctx.args) * np.exp(x - _expand_reduced(y, *ctx.args)),)
+
+
 class Softmax(Function):
     """y = exp(x − max x) / Σ exp(x − max x); dx = y ⊙ (g − Σ g ⊙ y)."""
 

@@ -706,6 +706,13 @@ class Tensor:
     ) -> Tensor:
         return -((-self).max(axis, keepdims, dim=dim, keepdim=keepdim))
 
+    def logsumexp(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None
+    ) -> Tensor:
+        """log Σ exp(x) over the axes, without overflow (torch.logsumexp)."""
+        axis, keepdims = self._reduction_axes("logsumexp", axis, keepdims, dim, keepdim)
+        return ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+
     def var(
         self,
         axis: Any = None,
