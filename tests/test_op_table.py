@@ -10,6 +10,7 @@ from op_table import BY_NAME, KINDS, ROWS, Row
 import tinygrad_rnn as tg
 from tinygrad_rnn import ops
 from tinygrad_rnn.nn import functional as F  # noqa: N812
+from tinygrad_rnn.viz.graph import build
 
 # Tensor methods that make no new value in the graph (conversions, bookkeeping, gradient handling)
 NOT_OPS = {
@@ -70,3 +71,12 @@ def test_the_fuzzer_draws_every_row() -> None:
 
     missing = [row.name for row in ROWS if row.name not in OPS and row.name not in NOT_FUZZED]
     assert not missing, f"rows the fuzzer (tests/fuzz_programs.py) never draws: {missing}"
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r.op and len(r.shapes) == 1], ids=lambda r: r.name)
+def test_a_picture_draws_an_op_of_a_parameter_as_the_parameter_when_the_op_class_rearranges(row: Row) -> None:
+    rng = np.random.default_rng(0)
+    weight = tg.Tensor(row.inputs[0](rng), requires_grad=True)
+    out = row.tiny(weight)
+    nodes, root = build(out[0] if isinstance(out, tuple) else out, {id(weight.node): "weight"})
+    assert (nodes[root].name == "weight") == row.op.rearranges

@@ -404,6 +404,8 @@ class Where(Function):
 
 
 class Cast(Function):
+    rearranges = True
+
     @staticmethod
     def forward(ctx, x, dtype):
         ctx.dtype = x.dtype
@@ -621,6 +623,7 @@ class Linear(Function):
 
 
 class Reshape(Function):
+    rearranges = True
     view = True
 
     @staticmethod
@@ -636,6 +639,7 @@ class Reshape(Function):
 class Contiguous(Function):
     """A C-ordered copy (when the input is not one already): BLAS is fastest on it."""
 
+    rearranges = True
     view = True
 
     @staticmethod
@@ -648,6 +652,7 @@ class Contiguous(Function):
 
 
 class Permute(Function):
+    rearranges = True
     view = True
     takes_products = True  # the gradient of W.T, deferred (a 2-D DeferredProduct), stays deferred for W
 
@@ -731,6 +736,7 @@ def _zeros_where_missing(grads: tuple[np.ndarray | None, ...], shapes: Sequence[
 class Split(Function):
     """Views of consecutive pieces along an axis; backward is one concatenation."""
 
+    rearranges = True
     multi_output = True
 
     view = True

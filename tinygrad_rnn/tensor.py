@@ -38,12 +38,15 @@ class Function(OpNode):
 
     Optional: `view` — the op may return a view of its first input (reshape, permute, basic indexing,
     split, ...); the output then shares the input's version counter, so that changing either in place
-    is seen by the ops that saved the other (as torch's views). `reads_input(i)` — backward reads a
+    is seen by the ops that saved the other (as torch's views). `rearranges` — the output is its one
+    input's values in another layout or dtype (reshape, permute, cast, the blocks of a split): a
+    picture draws such an op of a parameter as the parameter. `reads_input(i)` — backward reads a
     saved input only for some gradients (a product). `takes_products` — backward accepts a
     DeferredProduct. Everything else on ctx is the engine's node protocol (engine.OpNode).
     """
 
     view = False
+    rearranges = False
     saved: tuple[Any, ...] | None = ()  # what forward handed to save_for_backward (None once freed)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -202,6 +205,11 @@ class Node:
     def output_index(self) -> int:
         """Which output of its op this tensor is (non-zero only for split/chunk/unbind)."""
         return self._ctx.origin(self._index)[1] if self._ctx is not None else 0
+
+    @property
+    def rearranges(self) -> bool:
+        """Whether the op that made this tensor only rearranges its input's values (Function.rearranges)."""
+        return self._ctx is not None and getattr(self._ctx.origin(self._index)[0], "rearranges", False)
 
     @property
     def is_leaf(self) -> bool:
