@@ -559,7 +559,9 @@ class MatMul(Function):
             raise ValueError(
                 f"cannot multiply {a.shape} by {b.shape}: inner dimensions {inner_a} and {inner_b} differ"
             )
-        ctx.save_for_backward(a, b)
+        # torch folds b's batch axes into the rows of one matrix when a has none: b's copy is saved
+        # (unless it has one matrix), so b's in-place changes after forward do not matter, as there
+        ctx.save_for_backward(a, b.copy() if a.ndim <= 2 < b.ndim and math.prod(b.shape[:-2]) > 1 else b)
         return a @ b
 
     @staticmethod
