@@ -78,7 +78,7 @@ def saved_by(
 ) -> tuple[tuple[int, ...], bool]:
     """Which inputs (positions) and whether the output are among the arrays forward saved: the very
     objects, so that a copy or a derived array (a mask, a sign) is the op's own."""
-    ids = {id(a) for a in saved}
+    ids = [id(a) for a in saved]  # a few: a list is quicker to build and search than a set
     inputs = tuple([i for i, a in enumerate(arrays) if id(a) in ids])
     return inputs, any(id(o) in ids for o in out) if multi else id(out) in ids
 
