@@ -83,7 +83,7 @@ class Op(NamedTuple):
     options: dict[str, Any]
     outputs: tuple[int, ...]  # slots written
     needs: tuple[bool, ...] | None  # needs_input_grad, None when the eager call recorded no graph
-    saved_inputs: tuple[int, ...]  # which inputs the eager call saved for backward (Function.saved_by)
+    saved_inputs: tuple[int, ...]  # which inputs the eager call saved for backward (engine.saved_by)
     saves_output: bool  # whether it saved its output
 
 
