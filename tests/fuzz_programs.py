@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 from hypothesis import strategies as st
+from op_table import BY_NAME, Row, of_kind
 
 import tinygrad_rnn as tg
 from tinygrad_rnn.nn.recurrent.purity import declared_pure, python_state
@@ -174,6 +175,14 @@ class Tiny:
     addmm, addcmul, lerp = staticmethod(tg.addmm), staticmethod(tg.addcmul), staticmethod(tg.lerp)
 
     @staticmethod
+    def call(row: Row, *args: Any) -> Any:
+        return row.tiny(*args)
+
+    @staticmethod
+    def pad(x: Any, widths: tuple[tuple[int, int], ...], value: float) -> Any:
+        return x.pad(widths, value=value)
+
+    @staticmethod
     def leaf(a: np.ndarray) -> Any:
         return tg.Tensor(a.copy(), requires_grad=True, dtype=F64)
 
@@ -188,14 +197,6 @@ class Tiny:
     @staticmethod
     def const(a: np.ndarray) -> Any:
         return a
-
-    @staticmethod
-    def amax(x: Any, dim: Any, keepdim: bool) -> Any:
-        return x.max(dim=dim, keepdim=keepdim)
-
-    @staticmethod
-    def amin(x: Any, dim: Any, keepdim: bool) -> Any:
-        return x.min(dim=dim, keepdim=keepdim)
 
     @staticmethod
     def maximum(x: Any, y: Any) -> Any:
@@ -258,6 +259,14 @@ class Torch:
     addmm, addcmul, lerp = staticmethod(torch.addmm), staticmethod(torch.addcmul), staticmethod(torch.lerp)
 
     @staticmethod
+    def call(row: Row, *args: Any) -> Any:
+        return row.torch_call(*args)
+
+    @staticmethod
+    def pad(x: Any, widths: tuple[tuple[int, int], ...], value: float) -> Any:
+        return torch.nn.functional.pad(x, [n for pair in reversed(widths) for n in pair], value=value)
+
+    @staticmethod
     def leaf(a: np.ndarray) -> Any:
         return torch.tensor(a, dtype=torch.float64, requires_grad=True)
 
@@ -278,14 +287,6 @@ class Torch:
         if not isinstance(b, torch.Tensor):
             b = torch.tensor(b, dtype=torch.float64)
         return torch.where(cond, a, b)
-
-    @staticmethod
-    def amax(x: Any, dim: Any, keepdim: bool) -> Any:
-        return x.amax(dim=() if dim is None else dim, keepdim=keepdim)
-
-    @staticmethod
-    def amin(x: Any, dim: Any, keepdim: bool) -> Any:
-        return x.amin(dim=() if dim is None else dim, keepdim=keepdim)
 
     @staticmethod
     def maximum(x: Any, y: Any) -> Any:
@@ -408,20 +409,24 @@ def _scan(L: Any, B: Any, x: Any, *rest: Any) -> Any:
     return L.scan(module, x, None if not state else (state[0] if len(state) == 1 else tuple(state)))
 
 
-def _unary(method: str) -> Op:
-    return Op(lambda L, B, x: getattr(x, method)(), f"{{0}}.{method}()")
+def _row(row: Row, fmt: str) -> Op:
+    """A step calling an op table row, through each library's own call."""
+    return Op(lambda L, B, *args: L.call(row, *args), fmt)
 
 
+UNARY = tuple(row.name for row in of_kind("unary"))
+REDUCTIONS = tuple(row.name for row in of_kind("reduction"))
 OPS: dict[str, Op] = {
-    "neg": Op(lambda L, B, x: -x, "-{0}"),
-    "exp": _unary("exp"),
-    "log": _unary("log"),
-    "sqrt": _unary("sqrt"),
-    "tanh": _unary("tanh"),
-    "sigmoid": _unary("sigmoid"),
-    "relu": _unary("relu"),
-    "abs": _unary("abs"),
-    "detach": _unary("detach"),
+    **{row.name: _row(row, f"{{0}}.{row.name}()") for row in of_kind("unary")},
+    **{
+        row.name: _row(
+            row,
+            f"{{0}}.{row.name}(dim={{1}}, keepdim={{2}}"
+            + (", correction={3})" if row.name == "var" else ")"),
+        )
+        for row in of_kind("reduction")
+    },
+    "detach": Op(lambda L, B, x: x.detach(), "{0}.detach()"),
     "add": Op(lambda L, B, x, y: x + y, "{0} + {1}"),
     "sub": Op(lambda L, B, x, y: x - y, "{0} - {1}"),
     "mul": Op(lambda L, B, x, y: x * y, "{0} * {1}"),
@@ -437,14 +442,6 @@ OPS: dict[str, Op] = {
     "minimum": Op(lambda L, B, x, y: L.minimum(x, y), "{0}.minimum({1})"),
     "maximum_scalar": Op(lambda L, B, x, c: L.maximum(x, c), "{0}.maximum({1})"),
     "minimum_scalar": Op(lambda L, B, x, c: L.minimum(x, c), "{0}.minimum({1})"),
-    "sum": Op(lambda L, B, x, d, k: x.sum(dim=d, keepdim=k), "{0}.sum(dim={1}, keepdim={2})"),
-    "mean": Op(lambda L, B, x, d, k: x.mean(dim=d, keepdim=k), "{0}.mean(dim={1}, keepdim={2})"),
-    "amax": Op(lambda L, B, x, d, k: L.amax(x, d, k), "{0}.max(dim={1}, keepdim={2})"),
-    "amin": Op(lambda L, B, x, d, k: L.amin(x, d, k), "{0}.min(dim={1}, keepdim={2})"),
-    "var": Op(
-        lambda L, B, x, d, k, c: x.var(dim=d, keepdim=k, correction=c),
-        "{0}.var(dim={1}, keepdim={2}, correction={3})",
-    ),
     "matmul": Op(lambda L, B, x, y: x @ y, "{0} @ {1}"),
     "linear": Op(lambda L, B, x, w, b: L.linear(x, w, b), "F.linear({0}, {1}, {2})"),
     "linear_nobias": Op(lambda L, B, x, w: L.linear(x, w, None), "F.linear({0}, {1})"),
@@ -459,6 +456,9 @@ OPS: dict[str, Op] = {
     "squeeze": Op(lambda L, B, x, d: x.squeeze() if d is None else x.squeeze(d), "{0}.squeeze({1})"),
     "unsqueeze": Op(lambda L, B, x, d: x.unsqueeze(d), "{0}.unsqueeze({1})"),
     "flatten": Op(lambda L, B, x: x.flatten(), "{0}.flatten()"),
+    "contiguous": Op(lambda L, B, x: x.contiguous(), "{0}.contiguous()"),
+    "pad": Op(lambda L, B, x, w, v: L.pad(x, w, v), "{0}.pad({1}, value={2})"),
+    "embedding": Op(lambda L, B, w, ids: L.F.embedding(B[ids.k], w), "F.embedding({1}, {0})"),
     "cat": Op(lambda L, B, *a: L.cat(list(a[:-1]), dim=a[-1]), _show_joined("cat")),
     "stack": Op(lambda L, B, *a: L.stack(list(a[:-1]), dim=a[-1]), _show_joined("stack")),
     "split": Op(lambda L, B, x, s, d: tuple(x.split(s, dim=d)), "{0}.split({1}, dim={2})"),
@@ -483,7 +483,7 @@ OPS: dict[str, Op] = {
     "mse_loss_buffer": Op(
         lambda L, B, x, t, r: L.F.mse_loss(x, B[t.k], reduction=r), "F.mse_loss({0}, {1}, reduction={2})"
     ),
-    "bce_logits": Op(
+    "binary_cross_entropy_with_logits": Op(
         lambda L, B, x, t, r, p: L.F.binary_cross_entropy_with_logits(
             x, B[t.k], reduction=r, pos_weight=None if p is None else B[p.k]
         ),
@@ -677,11 +677,11 @@ class Builder:
 
     # one family of ops each
     def unary(self) -> None:
-        op = self.choice(("neg", "exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs"))
+        op = self.choice(UNARY)
         x = self.pick()
         if op == "exp" and self.vals[x].numel() and float(self.vals[x].detach().max()) > 5:
             (x,) = self.emit("tanh", (x,))
-        if op in ("log", "sqrt"):
+        if BY_NAME[op].domain == "positive":
             x = self.positive(x)
         self.emit(op, (x,))
 
@@ -727,7 +727,7 @@ class Builder:
         self.emit("clip", (self.pick(),), self.choice(CLIPS))
 
     def reduction(self) -> None:
-        op = self.choice(("sum", "mean", "amax", "amin", "var"))
+        op = self.choice(REDUCTIONS)
         x = self.pick()
         t = self.vals[x]
         n = t.ndim
@@ -832,8 +832,18 @@ class Builder:
                 advanced, d = True, d + span
         self.emit("getitem", (x,), (tuple(items),))
 
+    def embedding(self) -> None:
+        """F.embedding(ids, w): rows of a weight gathered by the caller's id array (refilled later)."""
+        w = self.pick(lambda t: t.ndim == 2 and t.shape[0] > 0)
+        rows = self.vals[w].shape[0]
+        shape = self.shape(max_ndim=2)
+        ids = self.buffer(self.rng.integers(0, rows, shape), self.rng.integers(0, rows, shape))
+        self.emit("embedding", (w,), (ids,))
+
     def reshape(self) -> None:
-        op = self.choice(("reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten"))
+        op = self.choice(
+            ("reshape", "permute", "transpose", "squeeze", "unsqueeze", "flatten", "contiguous", "pad")
+        )
         x = self.pick()
         shape = tuple(self.vals[x].shape)
         n = len(shape)
@@ -855,6 +865,13 @@ class Builder:
             self.emit(op, (x,), (self.choice((None,) + tuple(range(-n, n))),))
         elif op == "unsqueeze":
             self.emit(op, (x,), (self.integer(-n - 1, n),))
+        elif op == "contiguous":
+            if n >= 2 and self.coin():
+                (x,) = self.emit("transpose", (x,), (-1, -2))
+            self.emit(op, (x,))
+        elif op == "pad":
+            widths = tuple((self.integer(0, 2), self.integer(0, 2)) for _ in range(n))
+            self.emit(op, (x,), (widths, self.choice(SCALARS)))
         else:
             self.emit(op, (x,))
 
@@ -917,7 +934,9 @@ class Builder:
         self.emit(op, (x,), (self.integer(-n, n - 1),))
 
     def loss(self) -> None:
-        op = self.choice(("cross_entropy", "nll_loss", "mse_loss", "mse_loss_buffer", "bce_logits"))
+        op = self.choice(
+            ("cross_entropy", "nll_loss", "mse_loss", "mse_loss_buffer", "binary_cross_entropy_with_logits")
+        )
         reduction = self.choice(("mean", "sum", "none"))
         if op in ("cross_entropy", "nll_loss"):
             x = self.pick(lambda t: 1 <= t.ndim <= 3 and t.shape[min(1, t.ndim - 1)] > 0)
@@ -1010,7 +1029,7 @@ class Builder:
 
     FAMILIES = (
         "unary", "binary", "scalar", "power", "clip", "reduction", "matmul", "affine", "index", "reshape",
-        "join", "split", "where", "softmax", "loss", "cell", "scan", "detach",
+        "join", "split", "where", "softmax", "loss", "cell", "scan", "detach", "embedding",
     )  # fmt: skip
 
     def build(self, max_steps: int) -> Program:

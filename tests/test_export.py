@@ -303,8 +303,6 @@ def test_the_exported_file_names_the_cells_source_lines_and_one_op_a_line(tmp_pa
 class Doubled(tg.Function):
     """y = 2x, an op this library does not have: a user's own Function."""
 
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x):
         return 2 * x
@@ -481,3 +479,12 @@ class LearnedStartCell(nn.Module):
 def test_shorter_sequences_start_from_the_cells_own_state_in_the_reverse_direction_too(tmp_path):
     layer = nn.Recurrent(LearnedStartCell, 3, 4, num_layers=2, bidirectional=True)
     assert_same(layer, tmp_path, layer_input(5, 3, 3), 8, lengths=np.array([5, 2, 3]))
+
+
+def test_every_op_class_has_a_torch_line():
+    """A new op (one class, one method, one row of tests/op_table.py) must also say how torch writes it."""
+    from tinygrad_rnn import ops
+    from tinygrad_rnn.export.torch_ops import RENDER
+
+    classes = {c.__name__ for c in vars(ops).values() if isinstance(c, type) and issubclass(c, tg.Function)}
+    assert sorted(classes - {"Function"} - RENDER.keys()) == []

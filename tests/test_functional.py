@@ -1,5 +1,6 @@
 """Losses, softmax, dropout, embedding: gradients = finite differences (float64), values and gradients =
-PyTorch's where installed, stable at logits of ±1e4, clear errors. One table drives the first two checks.
+PyTorch's where installed, stable at logits of ±1e4, clear errors. One list drives the first two checks:
+the op table's `functional` rows (op_table.py) and the variants here.
 """
 
 from collections.abc import Callable
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from op_table import of_kind
 
 import tinygrad_rnn as tg
 import tinygrad_rnn.nn.functional as F
@@ -56,7 +58,7 @@ def tf():
     return __import__("torch").nn.functional
 
 
-CASES = [
+CASES = [Case(row.name, row.tiny, row.inputs, row.torch_call) for row in of_kind("functional", "random")] + [
     Case("softmax", lambda x: F.softmax(x, dim=1), [normal(2, 4, 3)], lambda x: tf().softmax(x, dim=1)),
     Case("log_softmax", lambda x: F.log_softmax(x), [normal(3, 5)], lambda x: tf().log_softmax(x, dim=-1)),
     Case(
@@ -221,7 +223,6 @@ CASES = [
             x, tt(PROBS), reduction="none", pos_weight=tt(np.array([0.5, 2.0, 3.0]))
         ),
     ),
-    Case("embedding", lambda w: F.embedding(IDS, w), [normal(6, 3)], lambda w: tf().embedding(tt(IDS), w)),
     Case(
         "embedding_padding_idx",
         lambda w: F.embedding(tg.Tensor(IDS), w, padding_idx=3),
@@ -242,7 +243,6 @@ CASES = [
         [normal(6, 3)],
         lambda w: tf().embedding(tt(np.array(4)), w),
     ),
-    Case("dropout", lambda x: F.dropout(x, 0.3, rng=np.random.default_rng(0)), [normal(4, 5)], None),
 ]
 
 

@@ -120,3 +120,46 @@ def test_reciprocal_matches_torch_and_finite_differences() -> None:
     (x.reciprocal() * 1.5).sum().backward()
     (tx.reciprocal() * 1.5).sum().backward()
     _assert_same_grad(x, tx)
+
+
+def test_padding_a_0d_tensor_with_no_widths_is_the_tensor() -> None:
+    """Found raising once the fuzzer drew pad (broadcasting () to (0, 2)); torch's F.pad(x, []) is x."""
+    x, tx = _pair(np.array(0.7))
+    (x.pad((), value=0.5) * 3.0).backward()
+    (torch.nn.functional.pad(tx, [], value=0.5) * 3.0).backward()
+    _assert_same_grad(x, tx)
+
+
+@pytest.mark.parametrize(
+    ("a_shape", "b_shape"), [((3,), (2, 3, 4)), ((2, 3), (2, 3, 4)), ((3,), (5, 2, 3, 4)), ((3,), (1, 3, 4))]
+)
+@pytest.mark.parametrize("b_needs_grad", [True, False])
+def test_a_matrix_or_vector_times_a_batch_changed_in_place_as_torch(a_shape, b_shape, b_needs_grad) -> None:
+    """Found by a soak: v0 @ v2 (1-D @ 3-D) with v2's detached copy overwritten raised here. torch folds
+    the batch into one matrix (a copy, unless the batch is one matrix) and so does not raise."""
+    rng = np.random.default_rng(0)
+    a0, b0 = rng.standard_normal(a_shape), rng.standard_normal(b_shape)
+    outcomes = []
+    for lib in ("tiny", "torch"):
+        a = (
+            tg.Tensor(a0.copy(), requires_grad=True)
+            if lib == "tiny"
+            else torch.tensor(a0, requires_grad=True)
+        )
+        b = (
+            tg.Tensor(b0.copy(), requires_grad=b_needs_grad)
+            if lib == "tiny"
+            else torch.tensor(b0, requires_grad=b_needs_grad)
+        )
+        out = a @ b
+        b.detach()[(0,) * len(b_shape)] = 5.0
+        try:
+            out.sum().backward()
+        except RuntimeError:
+            outcomes.append(None)
+            continue
+        outcomes.append(np.array(a.grad.numpy()))
+    ours, theirs = outcomes
+    assert (ours is None) == (theirs is None)
+    if theirs is not None:
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)

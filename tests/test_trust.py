@@ -3,7 +3,8 @@
 Each section is one finding: 0-d values reused, arrays kept by reference, views and detach sharing
 the version counter, elementwise == and !=, the engine's check of returned gradients, type
 promotion, edge cases, Optimizer.load_state_dict, tied weights; then pow with a Tensor exponent and
-max's gradient at ties (issue #12). Gradients are compared with torch (float64, 1e-10) where torch
+max's gradient at ties (issue #12); then every unary, softmax and reduction row of the op table on 0-d
+and empty inputs. Gradients are compared with torch (float64, 1e-10) where torch
 answers, and with central finite differences.
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from op_table import DOMAINS, of_kind
 
 import tinygrad_rnn as tg
 from tinygrad_rnn.numeric import numerical_gradient
@@ -665,3 +667,43 @@ def test_max_splits_the_gradient_among_ties_as_torch_amax(name: str) -> None:
     torch = torch_module()
     _, torch_grads = _torch_grads(lambda x: (TORCH_MAX[name](x) * torch.tensor(weights)).sum(), arrays)
     np.testing.assert_allclose(grads[0], torch_grads[0], rtol=1e-12, atol=1e-15)
+
+
+# --- 8. every op of the table on 0-d and empty inputs, as torch ------------------------------------------
+
+
+def _reduced_over_dim_1(reduce: Callable) -> Callable:
+    return lambda x: reduce(x, 1, False)
+
+
+def _on_0d_and_empty() -> list:
+    rng = np.random.default_rng(0)
+    cases = [
+        pytest.param(row.tiny, row.torch_call, DOMAINS[row.domain](*shape)(rng), id=f"{row.name}{shape}")
+        for row in of_kind("unary", "softmax")
+        for shape in ((), (0, 3))
+    ]
+    return cases + [
+        pytest.param(
+            _reduced_over_dim_1(row.tiny),
+            _reduced_over_dim_1(row.torch_call),
+            np.zeros((0, 3)),
+            id=f"{row.name}(0, 3)",
+        )
+        for row in of_kind("reduction")
+    ]
+
+
+@pytest.mark.filterwarnings("ignore:var\\(\\)")  # torch warns of no degrees of freedom in an empty result
+@pytest.mark.parametrize(("tiny", "theirs", "x"), _on_0d_and_empty())
+def test_table_ops_on_0d_and_empty_inputs_agree_with_torch(
+    tiny: Callable, theirs: Callable, x: np.ndarray
+) -> None:
+    torch = torch_module()
+    ours, t = _leaf(x), torch.tensor(x, requires_grad=True)
+    out, expected = tiny(ours), theirs(t)
+    assert out.shape == tuple(expected.shape) and isinstance(out.data, np.ndarray)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-12)
+    out.backward(np.ones(out.shape))
+    expected.backward(torch.ones_like(expected))
+    np.testing.assert_allclose(ours.grad.data, t.grad.numpy(), rtol=1e-10, atol=1e-12)

@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import DeferredProduct, Function
+from .engine import DeferredProduct
+from .tensor import Function
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -33,8 +34,6 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 class Add(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -47,8 +46,6 @@ class Add(Function):
 
 
 class Sub(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, a, b):
         ctx.shapes = (a.shape, b.shape)
@@ -61,8 +58,6 @@ class Sub(Function):
 
 
 class Mul(Function):
-    saved_inputs = (0, 1)
-
     def reads_input(self, i):
         return self.needs_input_grad[1 - i]  # each operand is read for the other's gradient only
 
@@ -80,8 +75,6 @@ class Mul(Function):
 
 
 class Div(Function):
-    saved_inputs = (0, 1)
-
     def reads_input(self, i):
         return i == 1 or self.needs_input_grad[1]  # b for both gradients, a for db only
 
@@ -100,8 +93,6 @@ class Div(Function):
 
 
 class Neg(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x):
         return -x
@@ -113,8 +104,6 @@ class Neg(Function):
 
 class Pow(Function):
     """y = x^p for a constant p; dy/dx = p x^(p-1), and 0 for p = 0 (also at x = 0, as torch)."""
-
-    saved_inputs = (0,)
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -134,10 +123,6 @@ class Pow(Function):
 class PowTensor(Function):
     """y = a^b, both tensors (broadcast, as torch.pow): da = g·b·a^(b−1) (0 where b = 0) and
     db = g·y·log a (0 where a = 0 and b ≥ 0, the limit of a^b·log a); a negative a gives nan, as torch."""
-
-    saved_inputs = (0, 1)
-
-    saves_output = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -162,10 +147,6 @@ class PowTensor(Function):
 
 
 class Exp(Function):
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x):
         y = np.exp(x)
@@ -179,8 +160,6 @@ class Exp(Function):
 
 
 class Log(Function):
-    saved_inputs = (0,)
-
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
@@ -194,9 +173,6 @@ class Log(Function):
 
 class Reciprocal(Function):
     """y = 1 / x; dx = −g y² (only the output is read)."""
-
-    saved_inputs = ()
-    saves_output = True
 
     @staticmethod
     def forward(ctx, x):
@@ -212,10 +188,6 @@ class Reciprocal(Function):
 
 
 class Sqrt(Function):
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x):
         y = np.sqrt(x)
@@ -229,10 +201,6 @@ class Sqrt(Function):
 
 
 class Tanh(Function):
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x):
         y = np.tanh(x)
@@ -256,10 +224,6 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
-    saved_inputs = ()
-
-    saves_output = True
-
     @staticmethod
     def forward(ctx, x):
         y = stable_sigmoid(x)
@@ -272,9 +236,23 @@ class Sigmoid(Function):
         return (grad * (y * (1 - y)),)
 
 
-class Relu(Function):
-    saved_inputs = ()
+class Softplus(Function):
+    """y = log(1 + eˣ), as max(x, 0) + log(1 + e^−|x|) (no overflow), and y = x above 20 (as torch);
+    dx = g σ(x)."""
 
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        y = np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
+        return np.where(x > 20, x, y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved
+        return (grad * np.where(x > 20, 1, stable_sigmoid(x)).astype(grad.dtype, copy=False),)
+
+
+class Relu(Function):
     @staticmethod
     def forward(ctx, x):
         positive = x > 0
@@ -288,8 +266,6 @@ class Relu(Function):
 
 
 class Abs(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(np.sign(x))
@@ -303,8 +279,6 @@ class Abs(Function):
 
 class Clip(Function):
     """y = min(max(x, low), high); the gradient passes where low ≤ x ≤ high (as torch.clamp)."""
-
-    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, low, high):
@@ -333,8 +307,6 @@ def _winner_takes_grad(
 class Maximum(Function):
     """Elementwise max; at ties the gradient is split in half between the two (as torch.maximum)."""
 
-    saved_inputs = (0, 1)
-
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -349,8 +321,6 @@ class Maximum(Function):
 class Minimum(Function):
     """Elementwise min; at ties the gradient is split in half between the two (as torch.minimum)."""
 
-    saved_inputs = (0, 1)
-
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
@@ -364,8 +334,6 @@ class Minimum(Function):
 
 class Addcmul(Function):
     """y = c + a ⊙ b (as torch.addcmul): dc = g, da = g ⊙ b, db = g ⊙ a (each summed to its shape)."""
-
-    saved_inputs = (1, 2)
 
     def reads_input(self, i):
         return self.needs_input_grad[3 - i]  # a (input 1) is read for db only, b (input 2) for da only
@@ -394,8 +362,6 @@ class Lerp(Function):
     """y = start + w ⊙ (end − start) (as torch.lerp): dstart = g ⊙ (1 − w), dend = g ⊙ w,
     dw = g ⊙ (end − start). The GRU's h = (1 − z) ⊙ n + z ⊙ h_prev is lerp(n, h_prev, z)."""
 
-    saved_inputs = (2,)
-
     @staticmethod
     def forward(ctx, start, end, weight):
         difference = end - start
@@ -421,8 +387,6 @@ class Where(Function):
     input (a replayed step computes its mask afresh) and is copied: the caller may refill its mask
     before backward."""
 
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, a, b, cond):
         cond = np.array(cond, dtype=bool)
@@ -445,7 +409,6 @@ class Compare(Function):
     but recorded like any op, so that a replayed step compares its own values."""
 
     differentiable = False
-    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, a, b, ufunc):
@@ -456,7 +419,6 @@ class ArgMax(Function):
     """Indices of the maxima along `axis` (int64, without a gradient), recorded like a comparison."""
 
     differentiable = False
-    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, axis):
@@ -464,7 +426,7 @@ class ArgMax(Function):
 
 
 class Cast(Function):
-    saved_inputs = ()
+    rearranges = True
 
     @staticmethod
     def forward(ctx, x, dtype):
@@ -496,8 +458,6 @@ def reduced_count(shape: tuple[int, ...], axis: Any) -> int:
 
 
 class Sum(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.args = (x.shape, axis, keepdims)
@@ -509,8 +469,6 @@ class Sum(Function):
 
 
 class Mean(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x, axis, keepdims):
         ctx.args = (x.shape, axis, keepdims)
@@ -525,8 +483,6 @@ class Mean(Function):
 class Max(Function):
     """Max over axes (as torch.amax); the gradient of each reduced slice is split evenly among its
     tied maxima (y = max x, dx_i = g·[x_i = y] / #{j: x_j = y}). `min` follows, as −max(−x)."""
-
-    saved_inputs = ()
 
     @staticmethod
     def forward(ctx, x, axis, keepdims):
@@ -547,12 +503,30 @@ class Max(Function):
         return (winners * (grad / count),)
 
 
+class LogSumExp(Function):
+    """y = m + log Σ exp(x − m) over the axes, m = max x (so nothing overflows); dx = g exp(x − y),
+    the softmax over those axes."""
+
+    @staticmethod
+    def forward(ctx, x, axis, keepdims):
+        shift = np.max(x, axis=axis, keepdims=True, initial=-np.inf)
+        shift = np.where(np.isfinite(shift), shift, 0)  # all −inf (or empty): −inf, not nan
+        with np.errstate(divide="ignore"):
+            y = np.log(np.sum(np.exp(x - shift), axis=axis, keepdims=True)) + shift
+        if not keepdims:
+            y = y.reshape(()) if axis is None else np.squeeze(y, axis=axis)
+        ctx.save_for_backward(x, y)
+        ctx.args = (x.shape, axis, keepdims)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, y = ctx.saved
+        return (_expand_reduced(grad, *ctx.args) * np.exp(x - _expand_reduced(y, *ctx.args)),)
+
+
 class Softmax(Function):
     """y = exp(x − max x) / Σ exp(x − max x); dx = y ⊙ (g − Σ g ⊙ y)."""
-
-    saved_inputs = ()
-
-    saves_output = True
 
     @staticmethod
     def forward(ctx, x, axis):
@@ -570,10 +544,6 @@ class Softmax(Function):
 
 class LogSoftmax(Function):
     """y = x − max x − log Σ exp(x − max x) (never overflows); dx = g − softmax(x) Σ g."""
-
-    saved_inputs = ()
-
-    saves_output = True
 
     @staticmethod
     def forward(ctx, x, axis):
@@ -599,8 +569,6 @@ class MatMul(Function):
     axis removed again; broadcast batch axes are summed back.
     """
 
-    saved_inputs = (0, 1)
-
     def reads_input(self, i):
         return self.needs_input_grad[1 - i]  # each operand is read for the other's gradient only
 
@@ -613,7 +581,9 @@ class MatMul(Function):
             raise ValueError(
                 f"cannot multiply {a.shape} by {b.shape}: inner dimensions {inner_a} and {inner_b} differ"
             )
-        ctx.save_for_backward(a, b)
+        # torch folds b's batch axes into the rows of one matrix when a has none: b's copy is saved
+        # (unless it has one matrix), so b's in-place changes after forward do not matter, as there
+        ctx.save_for_backward(a, b.copy() if a.ndim <= 2 < b.ndim and math.prod(b.shape[:-2]) > 1 else b)
         return a @ b
 
     @staticmethod
@@ -647,8 +617,6 @@ class Linear(Function):
     forward product (numpy multiplies small matrices by a transposed view several times slower).
     """
 
-    saved_inputs = (0, 1)
-
     def reads_input(self, i):
         return self.needs_input_grad[1 - i]  # x is read for dW only, W for dx only
 
@@ -679,8 +647,7 @@ class Linear(Function):
 
 
 class Reshape(Function):
-    saved_inputs = ()
-
+    rearranges = True
     view = True
 
     @staticmethod
@@ -696,8 +663,7 @@ class Reshape(Function):
 class Contiguous(Function):
     """A C-ordered copy (when the input is not one already): BLAS is fastest on it."""
 
-    saved_inputs = ()
-
+    rearranges = True
     view = True
 
     @staticmethod
@@ -710,8 +676,7 @@ class Contiguous(Function):
 
 
 class Permute(Function):
-    saved_inputs = ()
-
+    rearranges = True
     view = True
     takes_products = True  # the gradient of W.T, deferred (a 2-D DeferredProduct), stays deferred for W
 
@@ -745,8 +710,6 @@ def is_basic_index(index: Any) -> bool:
 
 class GetItem(Function):
     """y = x[index]; the gradient is scattered back, summing over repeated integer indices."""
-
-    saved_inputs = ()
 
     view = True
 
@@ -797,8 +760,7 @@ def _zeros_where_missing(grads: tuple[np.ndarray | None, ...], shapes: Sequence[
 class Split(Function):
     """Views of consecutive pieces along an axis; backward is one concatenation."""
 
-    saved_inputs = ()
-
+    rearranges = True
     multi_output = True
 
     view = True
@@ -806,7 +768,6 @@ class Split(Function):
     @staticmethod
     def forward(ctx, x, sizes, axis):
         ctx.args = (x.shape, sizes, axis)
-        ctx.n_outputs = len(sizes)
         return _pieces(x, sizes, axis)
 
     @staticmethod
@@ -820,8 +781,6 @@ class Split(Function):
 class Unbind(Function):
     """The slices x[i] along an axis, as views (a sequence's time steps); backward is one stack."""
 
-    saved_inputs = ()
-
     multi_output = True
 
     view = True
@@ -829,7 +788,6 @@ class Unbind(Function):
     @staticmethod
     def forward(ctx, x, axis):
         ctx.args = (x.shape, axis)
-        ctx.n_outputs = x.shape[axis]
         return _slices(x, axis)
 
     @staticmethod
@@ -841,8 +799,6 @@ class Unbind(Function):
 
 
 class Cat(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.args = ([a.shape[axis] for a in arrays], axis)
@@ -855,8 +811,6 @@ class Cat(Function):
 
 
 class Stack(Function):
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, *arrays, axis):
         ctx.axis = axis
@@ -870,14 +824,12 @@ class Stack(Function):
 class Pad(Function):
     """Constant padding with numpy's pad_width ((before, after) per axis)."""
 
-    saved_inputs = ()
-
     @staticmethod
     def forward(ctx, x, pad_width, value):
         ctx.window = tuple(
             slice(before, before + n) for (before, _), n in zip(pad_width, x.shape, strict=True)
         )
-        return np.pad(x, pad_width, mode="constant", constant_values=value)
+        return np.pad(x, pad_width or 0, mode="constant", constant_values=value)  # a 0-d x: () pads nothing
 
     @staticmethod
     def backward(ctx, grad):

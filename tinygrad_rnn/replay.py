@@ -39,18 +39,17 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .context import current_scope, current_tape, grad_enabled
-from .tensor import (
+from .engine import (
     UNCHANGED,
     DeferredProduct,
-    Function,
-    Node,
-    Tensor,
+    OpNode,
     _add_grad,
     _checked_grad,
     _creation_order,
     _value,
     _versions,
 )
+from .tensor import Function, Node, Tensor
 
 Step = Callable[..., Any]
 PythonState = Callable[[], dict[str, Any]]  # a snapshot of the Python state a step could change
@@ -88,6 +87,8 @@ class Op(NamedTuple):
     options: dict[str, Any]
     outputs: tuple[int, ...]  # slots written
     needs: tuple[bool, ...] | None  # needs_input_grad, None when the eager call recorded no graph
+    saved_inputs: tuple[int, ...]  # which inputs the eager call saved for backward (engine.saved_by)
+    saves_output: bool  # whether it saved its output
 
 
 class Program:
@@ -142,7 +143,7 @@ class Program:
     @cached_property
     def saved_outputs(self) -> frozenset[int]:
         """The step outputs that the op making them saves (tanh, sigmoid, exp): their changes matter."""
-        return frozenset(i for i, (k, _) in enumerate(self.producer) if self.ops[k].function.saves_output)
+        return frozenset(i for i, (k, _) in enumerate(self.producer) if self.ops[k].saves_output)
 
     def same_as(self, other: Program) -> bool:
         """Whether two recordings describe the same computation (see the module docstring)."""
@@ -155,6 +156,8 @@ class Program:
             return False
         for a, b in zip(self.ops, other.ops, strict=True):
             if a.function is not b.function or a.inputs != b.inputs or a.needs != b.needs:
+                return False
+            if a.saved_inputs != b.saved_inputs or a.saves_output != b.saves_output:
                 return False
             if a.options.keys() != b.options.keys() or not all(
                 _same_value(a.options[k], b.options[k]) for k in a.options
@@ -191,9 +194,10 @@ class Program:
         return tuple(result) if self.structure else result[0]
 
 
-class ReplayedStep(Function):
-    """One replayed step in the graph: its inputs are the step's inputs and captured tensors, its
-    outputs the step's outputs; `inner` holds the ctx of every op, as the eager run would."""
+class ReplayedStep(OpNode):
+    """One replayed step in the graph, a node of the engine's protocol (engine.OpNode) like one op
+    call: its inputs are the step's inputs and captured tensors, its outputs the step's outputs;
+    `inner` holds the ctx of every op, as the eager run would."""
 
     multi_output = True
 
@@ -220,7 +224,7 @@ class ReplayedStep(Function):
             for k, op in enumerate(self.program.ops)
             if op.needs is not None
             for p, s in enumerate(op.inputs)
-            if s == i and (op.function.saved_inputs is None or p in op.function.saved_inputs)
+            if s == i and p in op.saved_inputs
         )
 
     def store_retained(self, grads_out: list[Any]) -> None:
@@ -238,7 +242,7 @@ class ReplayedStep(Function):
         values: list[Any] = arrays + [None] * (len(program.slots) - len(arrays))
         inner = []
         ndarray = np.ndarray
-        for function, inputs, options, outputs, needs in program.ops:
+        for function, inputs, options, outputs, needs, _, _ in program.ops:
             c = function.__new__(function)
             c.needs_input_grad = needs
             out = function.forward(c, *[values[s] for s in inputs], **options)
@@ -279,7 +283,7 @@ class ReplayedStep(Function):
                 complete = [None] * len(program.outputs)
                 for j, i in step_outputs:
                     complete[i] = _value(grads_out[j])
-                Function.store_retained(ctx, complete)
+                OpNode.store_retained(ctx, complete)
             grads_in = function.backward(c, *grads_out)
             if len(grads_in) != n_inputs:
                 raise RuntimeError(
@@ -329,8 +333,7 @@ def _slot_node(slot: Slot, ctx: Function | None, index: int, scope: str | None) 
 
 
 def _saved_slots(op: Op) -> list[int]:
-    saved = op.function.saved_inputs
-    return list(op.inputs) if saved is None else [op.inputs[p] for p in saved]
+    return [op.inputs[p] for p in op.saved_inputs]
 
 
 def _same_tensor(a: Tensor, b: Tensor) -> bool:
@@ -443,7 +446,12 @@ def _program(tape: Tape, inputs: list[Tensor], result: Any, signature: Any) -> P
     for function, ins, options, out, ctx in tape.calls:
         reads = tuple(slot_of[id(t)] for t in ins)
         writes = tuple(add(t) for t in (out if function.multi_output else (out,)))
-        ops.append(Op(function, reads, options, writes, ctx.needs_input_grad if ctx is not None else None))
+        if ctx is None:
+            ops.append(Op(function, reads, options, writes, None, (), False))
+        else:
+            ops.append(
+                Op(function, reads, options, writes, ctx.needs_input_grad, ctx.saved_inputs, ctx.saves_output)
+            )
     outputs = tuple(slot_of[id(t)] for t in results)
     if (
         len(set(outputs)) != len(outputs)

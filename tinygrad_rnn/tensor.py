@@ -1,96 +1,85 @@
-"""The Tensor, the graph Node, the Function every op derives from, and the reverse-mode engine.
+"""The Tensor, the graph Node, and the Function every op derives from.
 
 A Tensor is its values (`data`) and its `node`. The node of a Tensor made by an op remembers the
 Function instance (`ctx`) that made it; the ctx remembers the nodes of its inputs (`parents`) and
-whatever its backward needs (`saved`). `backward` visits the ops newest first (a heap keyed by
-creation order) — no recursion, so a chain of any length backpropagates — and hands each ctx the
-gradients of its outputs.
+whatever its backward needs (`saved`). The reverse-mode sweep, and the node protocol it runs on,
+are in engine.py.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Iterator
-from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
 
+from . import engine
 from .context import current_scope, current_tape, grad_enabled, not_replayable, outside_data
+from .engine import UNCHANGED, OpNode, _creation_order, _versions, saved_by
 
-_creation_order = itertools.count()  # orders recorded ops for backward (as torch's sequence_nr)
-UNCHANGED = (0,)  # the version counter of every node not yet changed in place, viewed or saved
 FLOAT_DTYPES = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
 DEFAULT_FLOAT = np.dtype(np.float32)
 
 
-class Function:
-    """Base of every differentiable op: `forward(ctx, *arrays, **options)` and `backward(ctx, *grads)`.
+class Function(OpNode):
+    """An op, as its author writes it: `forward(ctx, *arrays, **options)` and `backward(ctx, *grads)`.
 
     `forward` receives the inputs' ndarrays and returns an ndarray (or a tuple of them when the
     class sets `multi_output`); a numpy scalar (what numpy gives for ops on 0-d arrays) is turned
     into a 0-d ndarray here. `backward` receives one gradient per output and returns a tuple with
-    one gradient (or None) per input, each of the input's exact shape and dtype (the engine checks).
+    one gradient (or None) per input, each of the input's exact shape and dtype (the engine checks);
+    `ctx.needs_input_grad[i]` says which are wanted.
 
-    A class that sets `view` may return a view of its first input (reshape, permute, basic
-    indexing, split, ...): when it does, the output shares the input's version counter, so that
-    changing either in place is seen by the ops that saved the other (as torch's views). A class
-    that saves its output (tanh, exp, ...) sets `saves_output`, so that backward refuses an output
-    changed in place through a view or a detached copy. `saved_inputs` lists the inputs whose values
-    backward reads (as torch checks only saved tensors): only their in-place changes make backward
-    raise. None, the default for a user's Function, means every input.
+    What backward reads is said once, by `ctx.save_for_backward(...)`: an input or the output
+    handed to it as the very array forward received or returned is what backward reads, so only its
+    in-place changes (through a view or a detached copy) make backward raise, as torch checks only
+    saved tensors (`saved_inputs` and `saves_output` are derived from that call, per call). Anything
+    else saved (a mask, a sign) is the op's own. Keep no input or output array elsewhere on ctx.
+
+    Optional: `view` — the op may return a view of its first input (reshape, permute, basic indexing,
+    split, ...); the output then shares the input's version counter, so that changing either in place
+    is seen by the ops that saved the other (as torch's views). `rearranges` — the output is its one
+    input's values in another layout or dtype (reshape, permute, cast, the blocks of a split): a
+    picture draws such an op of a parameter as the parameter. `reads_input(i)` — backward reads a
+    saved input only for some gradients (a product). `takes_products` — backward accepts a
+    DeferredProduct. Everything else on ctx is the engine's node protocol (engine.OpNode).
     """
 
-    __slots__ = ("parents", "saved", "needs_input_grad", "sequence", "versions", "__dict__")
-    multi_output = False
     differentiable = True  # False: the outputs carry no gradient (comparisons, argmax), none is recorded
     view = False
-    saves_output = False  # set by ops that save their own output: backward checks its version too
-    saved_inputs: tuple[int, ...] | None = None  # the inputs backward reads; None: all of them
-    takes_products = False  # backward accepts a DeferredProduct (Permute: a weight's transposed view)
-    output_counter = UNCHANGED  # the output's counter, once it has one (Node.own_counter)
-    retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
-    freed = False  # set by a backward without retain_graph
+    rearranges = False
+    saved: tuple[Any, ...] | None = ()  # what forward handed to save_for_backward (None once freed)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declared = [name for name in ("saved_inputs", "saves_output") if name in cls.__dict__]
+        if declared:
+            raise TypeError(
+                f"{cls.__name__}: {' and '.join(declared)} is derived from forward's "
+                "ctx.save_for_backward(...) call; remove the declaration"
+            )
 
     def save_for_backward(self, *arrays: Any) -> None:
         self.saved = arrays
 
     def release(self) -> None:
-        """Drop what backward saved (after a backward without retain_graph)."""
         self.saved = None
         self.freed = True
-
-    def watch_output(self, index: int, counter: list[int]) -> None:
-        """Output `index` got a version counter of its own: an op that saved its output checks it."""
-        if self.saves_output:
-            self.output_counter = counter
-
-    def store_retained(self, grads_out: list[Any]) -> None:
-        """Give the outputs that asked for it (retain_grad) their complete gradient, `grads_out`."""
-        for node in self.retained or ():
-            if grads_out[node._index] is not None:
-                _store_grad(node, grads_out[node._index], owned=False)
-
-    def origin(self, index: int) -> tuple[Function, int]:
-        """The op call that made output `index` and which of its outputs it is, as pictures show it:
-        this call itself, except for a replayed step (replay.py), whose outputs come from its ops."""
-        return self, index
-
-    def reads_input(self, i: int) -> bool:
-        """Whether this backward reads input i's values (asked only once one of `saved_inputs` was
-        changed in place): a product reads each operand only for the other's gradient."""
-        return True
 
     @classmethod
     def apply(cls, *inputs: Tensor, **options: Any) -> Any:
         ctx = cls.__new__(cls)
+        arrays = [t._data for t in inputs]
         try:
-            out = cls.forward(ctx, *[t._data for t in inputs], **options)
+            out = cls.forward(ctx, *arrays, **options)
         except (ValueError, IndexError, TypeError) as error:
             shapes = ", ".join(str(t.shape) for t in inputs)
             raise type(error)(f"{cls.__name__.lower()}: {error} (input shapes: {shapes})") from error
+        if ctx.saved:  # before out becomes an ndarray: a saved numpy scalar is the one returned
+            ctx.saved_inputs, ctx.saves_output = saved_by(ctx.saved, arrays, out, cls.multi_output)
         if cls.multi_output:
             out = [o if type(o) is np.ndarray else np.asarray(o) for o in out]
+            ctx.n_outputs = len(out)
         elif type(out) is not np.ndarray:
             out = np.asarray(out)
         version = (
@@ -105,7 +94,7 @@ class Function:
             ctx.parents = nodes
             ctx.needs_input_grad = needs
             ctx.sequence = next(_creation_order)
-            ctx.versions = _versions(nodes, cls.saved_inputs)
+            ctx.versions = _versions(nodes, ctx.saved_inputs)
         else:
             ctx = None
         scope = current_scope.get()
@@ -126,13 +115,6 @@ class Function:
     @staticmethod
     def backward(ctx: Function, *grads: np.ndarray) -> tuple[np.ndarray | None, ...]:
         raise NotImplementedError
-
-
-def _versions(nodes: tuple[Node, ...], saved_inputs: tuple[int, ...] | None) -> tuple[int, ...]:
-    """The version of each input whose values backward reads (all inputs when not declared)."""
-    if saved_inputs is None:
-        return tuple([n.counter[0] for n in nodes])
-    return tuple([nodes[i].counter[0] for i in saved_inputs])
 
 
 def _shared_version(source: Tensor, out: Any) -> list[int] | None:
@@ -189,7 +171,7 @@ class Node:
 
     def __init__(
         self,
-        ctx: Function | None,
+        ctx: OpNode | None,
         index: int,
         data: np.ndarray,
         requires_grad: bool,
@@ -233,6 +215,11 @@ class Node:
         return self._ctx.origin(self._index)[1] if self._ctx is not None else 0
 
     @property
+    def rearranges(self) -> bool:
+        """Whether the op that made this tensor only rearranges its input's values (Function.rearranges)."""
+        return self._ctx is not None and getattr(self._ctx.origin(self._index)[0], "rearranges", False)
+
+    @property
     def is_leaf(self) -> bool:
         return self._ctx is None
 
@@ -256,6 +243,14 @@ class Node:
         if self.value is None:
             raise ValueError("item: the graph keeps the value of one-element leaves (constants) only")
         return self.value.item()
+
+    def accumulate_grad(self, g: np.ndarray, owned: bool) -> None:
+        """grad += g (the engine's last step); a gradient that may be held elsewhere too (not
+        `owned`), or a read-only view, is copied first."""
+        if self.grad is None:
+            self.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
+        else:
+            self.grad._data += g  # accumulate in place, as torch: no new buffer for every backward
 
     def retain_grad(self) -> None:
         """Keep `.grad` on this intermediate after backward (leaves keep it anyway)."""
@@ -303,7 +298,7 @@ class Tensor:
         cls,
         data: np.ndarray,
         requires_grad: bool,
-        ctx: Function | None,
+        ctx: OpNode | None,
         index: int,
         scope: str | None,
         counter: list[int] | None = None,
@@ -353,7 +348,7 @@ class Tensor:
         return self.node.detached
 
     @property
-    def _ctx(self) -> Function | None:
+    def _ctx(self) -> OpNode | None:
         return self.node._ctx
 
     @property
@@ -690,6 +685,10 @@ class Tensor:
     def abs(self) -> Tensor:
         return ops.Abs.apply(self)
 
+    def softplus(self) -> Tensor:
+        """log(1 + eˣ), a smooth relu (torch.nn.functional.softplus)."""
+        return ops.Softplus.apply(self)
+
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         if min is None and max is None:
             raise ValueError("clip: give at least one of min and max")
@@ -744,6 +743,13 @@ class Tensor:
         self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None
     ) -> Tensor:
         return -((-self).max(axis, keepdims, dim=dim, keepdim=keepdim))
+
+    def logsumexp(
+        self, axis: Any = None, keepdims: bool = False, *, dim: Any = None, keepdim: bool | None = None
+    ) -> Tensor:
+        """log Σ exp(x) over the axes, without overflow (torch.logsumexp)."""
+        axis, keepdims = self._reduction_axes("logsumexp", axis, keepdims, dim, keepdim)
+        return ops.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
 
     def var(
         self,
@@ -898,7 +904,8 @@ class Tensor:
 
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
         """Constant padding, numpy style: ((before, after), ...) per axis, or one pair for all axes."""
-        widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (self.ndim, 2))
+        widths = np.asarray(pad_width, dtype=np.int64)
+        widths = np.broadcast_to(widths.reshape(0, 2) if widths.size == 0 else widths, (self.ndim, 2))
         if (widths < 0).any():
             raise ValueError(f"pad: widths must be non-negative, got {pad_width}")
         return ops.Pad.apply(self, pad_width=tuple(map(tuple, widths.tolist())), value=value)
@@ -907,7 +914,7 @@ class Tensor:
 
     def backward(self, grad: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into every leaf's `.grad` (seed `grad`, or 1 for a scalar)."""
-        backward(self, grad, retain_graph)
+        engine.backward(self.node, _seed(self, grad), retain_graph)
 
 
 def _constant(value: Any, dtype: np.dtype | None) -> Tensor:
@@ -989,176 +996,6 @@ def _seed(root: Tensor, grad: Any) -> np.ndarray:
     if seed.dtype != root.dtype:
         raise TypeError(f"backward: grad has dtype {seed.dtype}, expected {root.dtype} (the tensor's dtype)")
     return seed
-
-
-class DeferredProduct:
-    """Σ_k a_kᵀ g_k, the gradient of the right operand of matmuls, kept as its terms until it is read.
-
-    A weight used at every time step receives one term per step; reading the sum stacks the terms
-    and makes one GEMM, (a_1; …; a_T)ᵀ (g_1; …; g_T), instead of T small products and T additions.
-    It lives only inside `backward`: ops never see it, except those that set `takes_products`.
-    """
-
-    __slots__ = ("lefts", "rights")
-
-    def __init__(self, left: np.ndarray, right: np.ndarray) -> None:
-        self.lefts = [left]
-        self.rights = [right]
-
-    @property
-    def T(self) -> DeferredProduct:  # noqa: N802
-        """(Σ aᵀ g)ᵀ = Σ gᵀ a, still deferred: a weight used as `W.T` at every step gets one GEMM too."""
-        swapped = DeferredProduct.__new__(DeferredProduct)
-        swapped.lefts, swapped.rights = list(self.rights), list(self.lefts)  # own lists: sums extend them
-        return swapped
-
-    def value(self) -> np.ndarray:
-        if len(self.lefts) == 1:
-            return self.lefts[0].T @ self.rights[0]
-        return np.concatenate(self.lefts).T @ np.concatenate(self.rights)
-
-
-def _value(g: Any) -> Any:
-    return g.value() if type(g) is DeferredProduct else g
-
-
-def _add_grad(sums: dict[Any, Any], owned: set[Any], key: Any, g: Any) -> None:
-    """sums[key] += g (the key is there already) without aliasing: an array handed over may be held
-    elsewhere too (Add gives the same gradient to both inputs), so the first sum allocates and only
-    later ones add in place."""
-    current = sums[key]
-    if type(current) is DeferredProduct and type(g) is DeferredProduct:
-        current.lefts += g.lefts
-        current.rights += g.rights
-    elif key in owned:
-        current += _value(g)  # a 0-d ndarray too is changed in place (a numpy scalar would not be)
-    else:
-        total = _value(current) + _value(g)
-        sums[key] = total if type(total) is np.ndarray else np.asarray(total)
-        owned.add(key)
-
-
-def _checked_grad(ctx: Function, i: int, parent: Node, g: Any) -> Any:
-    """The gradient a backward returned for input i, if it has the input's shape and dtype (a numpy
-    scalar becomes a 0-d ndarray); else an error naming the op and the input."""
-    if type(g) is DeferredProduct:
-        shape = (g.lefts[0].shape[1], g.rights[0].shape[1])
-        dtype = np.result_type(g.lefts[0], g.rights[0])
-    else:
-        g = np.asarray(g)
-        shape, dtype = g.shape, g.dtype
-    if shape != parent.shape or dtype != parent.dtype:
-        named = f" ({parent.name!r})" if parent.name else ""
-        raise RuntimeError(
-            f"backward: {type(ctx).__name__}.backward returned a gradient of shape {shape} and dtype "
-            f"{dtype} for input {i}{named}, expected the input's shape {parent.shape} and dtype "
-            f"{parent.dtype}"
-        )
-    return g
-
-
-def _modified_error(ctx: Function) -> RuntimeError | None:
-    """The error for inputs (or the output) changed in place since the forward pass that backward
-    reads, None when every change is to values it does not read."""
-    checked = range(len(ctx.parents)) if ctx.saved_inputs is None else ctx.saved_inputs
-    changed = [
-        f"input {i}" + (f" ({ctx.parents[i].name!r})" if ctx.parents[i].name else "")
-        for i, v in zip(checked, ctx.versions, strict=True)
-        if ctx.parents[i].version != v and ctx.reads_input(i)
-    ]
-    if ctx.saves_output and ctx.output_counter[0]:
-        changed.append("the output (through a view or a detached copy)")
-    if not changed:
-        return None
-    return RuntimeError(
-        f"backward: {', '.join(changed)} of {type(ctx).__name__} "
-        f"{'was' if len(changed) == 1 else 'were'} changed in place after the forward "
-        "pass (an optimizer step or an assignment before backward?); its gradient would use the new "
-        "values. Run the forward again after changing it."
-    )
-
-
-def _store_grad(node: Node, g: np.ndarray, owned: bool) -> None:
-    """Accumulate into node.grad; a gradient that may be aliased (or a read-only view) is copied first."""
-    if node.grad is None:
-        node.grad = Tensor._make(g if owned else np.array(g), False, None, 0, None)
-    else:
-        node.grad._data += g  # accumulate in place, as torch: no new buffer for every backward
-
-
-def backward(root: Tensor, grad: Any = None, retain_graph: bool = False) -> None:
-    """Reverse-mode sweep from `root`; see `Tensor.backward`.
-
-    Every recorded op has a sequence number from its creation, and its inputs were made before it, so
-    visiting ops from the newest down (a heap) meets each op after all of its consumers: the
-    gradient of its outputs is complete. No recursion, one pass.
-    """
-    seed = _seed(root, grad)
-    node = root.node
-    if node._ctx is None:
-        _store_grad(node, seed, owned=False)
-        return
-    sums: dict[Any, np.ndarray] = {}
-    owned: set[Any] = set()
-    leaves: dict[int, Node] = {}
-    root_ctx = node._ctx
-    # a gradient is summed per op, or per (op, output) for split-like ops
-    sums[(id(root_ctx), node._index) if root_ctx.multi_output else id(root_ctx)] = seed
-    heap = [(-root_ctx.sequence, root_ctx)]
-    queued = {id(root_ctx)}
-    while heap:
-        ctx = heappop(heap)[1]
-        if ctx.freed:
-            raise RuntimeError(
-                "backward: trying to go through the graph a second time, but its saved arrays were "
-                "freed by the first backward; call backward(retain_graph=True) the first time"
-            )
-        key = id(ctx)
-        if ctx.multi_output:
-            grads_out = [_value(sums.pop((key, i), None)) for i in range(ctx.n_outputs)]
-        else:
-            g = sums.pop(key)
-            if type(g) is DeferredProduct and (not ctx.takes_products or ctx.retained is not None):
-                g = g.value()
-            grads_out = [g]
-        if ctx.versions != _versions(ctx.parents, ctx.saved_inputs) or (
-            ctx.saves_output and ctx.output_counter[0]
-        ):
-            error = _modified_error(ctx)
-            if error is not None:
-                raise error
-        if ctx.retained is not None:
-            ctx.store_retained(grads_out)
-        grads = ctx.backward(ctx, *grads_out)
-        if not retain_graph:
-            ctx.release()
-        if len(grads) != len(ctx.parents):
-            raise RuntimeError(
-                f"backward: {type(ctx).__name__}.backward returned {len(grads)} gradients for "
-                f"{len(ctx.parents)} inputs"
-            )
-        for i, (parent, g) in enumerate(zip(ctx.parents, grads, strict=True)):
-            if g is None or not parent.requires_grad:
-                continue
-            # checked per edge, so cheaply: an equal dtype that is not the same object takes the long way
-            if type(g) is not np.ndarray or g.shape != parent.shape or g.dtype is not parent.dtype:
-                g = _checked_grad(ctx, i, parent, g)
-            parent_ctx = parent._ctx
-            if parent_ctx is None:
-                key = id(parent)
-                leaves[key] = parent
-            else:
-                if id(parent_ctx) not in queued:
-                    queued.add(id(parent_ctx))
-                    heappush(heap, (-parent_ctx.sequence, parent_ctx))
-                key = (id(parent_ctx), parent._index) if parent_ctx.multi_output else id(parent_ctx)
-            if key in sums:  # the first gradient is stored as it is, without a call: this runs per edge
-                _add_grad(sums, owned, key, g)
-            else:
-                sums[key] = g
-    for key, leaf in leaves.items():
-        g = sums[key]
-        _store_grad(leaf, _value(g), owned=key in owned or type(g) is DeferredProduct)
 
 
 def graph_nodes(roots: Iterable[Tensor]) -> list[Node]:

@@ -51,7 +51,7 @@ def step_states(roots: Sequence[Tensor]) -> dict[str, dict[int, Node]]:
     for node in graph_nodes(roots):
         step = parse_step_scope(node.scope) if node.name == "h" else None
         if step is not None:
-            found.setdefault(f"l{step.layer}" + ("_reverse" if step.reverse else ""), {})[step.t] = node
+            found.setdefault(step.direction.stream(step.layer), {})[step.t] = node
     return found
 
 

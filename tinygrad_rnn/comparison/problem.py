@@ -22,7 +22,7 @@ import numpy as np
 from ..context import no_grad
 from ..manual.cell import state_names
 from ..manual.convert import MODES
-from ..nn import RecurrentBase, RNNBase
+from ..nn import Recurrent, RecurrentBase, RNNBase
 from ..nn.recurrent import RNNCellBase
 from ..tensor import Tensor
 from .measures import tolerance_for
@@ -123,7 +123,7 @@ def _layer_of(module: Any) -> tuple[RecurrentBase, bool]:
 
 def _builtin_manual(layer: RecurrentBase) -> tuple[Any, dict[str, Any]]:
     """The manual cell of a built-in layer, or of nn.Recurrent over a built-in cell; (None, {}) else."""
-    owner = layer if isinstance(layer, RNNBase) else getattr(layer, "cell_l0", None)
+    owner = layer.cell_at(0) if isinstance(layer, Recurrent) else layer
     if not isinstance(owner, RNNBase | RNNCellBase):
         return None, {}
     options = dict(MODES[owner.mode])

@@ -54,7 +54,9 @@ class Recurrent(nn.Module):
                 state, out = states[len(finals)], [None] * steps
                 # without hx each sequence begins from what the cell makes of None, once, also the
                 # shorter ones of the reverse direction, whose first step comes after the padding
-                waiting = torch.ones(x.shape[1], 1, dtype=torch.bool, device=x.device) if state is None else None
+                waiting = None
+                if state is None:
+                    waiting = torch.ones(x.shape[1], 1, dtype=torch.bool, device=x.device)
                 for t in reversed(range(steps)) if reverse else range(steps):
                     valid = masks[t]
                     begin = None

@@ -205,6 +205,8 @@ RENDER: dict[str, Callable[[Call], str]] = {
     "Cat": _many("cat"),
     "Stack": _many("stack"),
     "Pad": _pad,
+    "Softplus": lambda c: f"F.softplus({c.operands[0]})",
+    "LogSumExp": _reduce("logsumexp"),
     "Compare": _compare,
     "ArgMax": _argmax,
 }

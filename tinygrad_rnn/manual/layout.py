@@ -5,7 +5,9 @@
 
 A stack's params use one layout throughout; `split_params` gives each layer-direction its cell-level
 dict (weight_ih, peep, ...) and the format that names its keys back, so gradients come out under
-exactly the keys they went in with.
+exactly the keys they went in with. A direction is its index d (0 forward, 1 reverse): the values of
+nn.scopes.TimeDirection, which this numpy-only package cannot import (tests/test_direction.py checks
+that the names agree).
 """
 
 from functools import lru_cache

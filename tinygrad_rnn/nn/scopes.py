@@ -10,12 +10,42 @@ hidden state of each step); nothing else parses them. A user's own scopes may wr
 """
 
 import re
+from enum import IntEnum
 from typing import NamedTuple
 
 CELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CELL = r"(?:^|\.)([A-Za-z_][A-Za-z0-9_]*)\.l(\d+)(r?)"
 STEP_SCOPE = re.compile(_CELL + r"\.t(\d+)(?=\.|$)")  # cell, layer, r, t
 LAYER_SCOPE = re.compile(_CELL + r"$")  # cell, layer, r
+
+
+class TimeDirection(IntEnum):
+    """The way a layer reads time. Its value is its index among a layer's directions (h_n's row
+    layer·dirs + d, as torch; the `direction` integers of `manual`); it names its parameters, its
+    scopes and its rows in reports."""
+
+    FORWARD = 0
+    REVERSE = 1
+
+    def stream(self, layer: int) -> str:
+        """'l0' or 'l0_reverse': the layer-direction in reports and per-step records."""
+        return f"l{layer}_reverse" if self else f"l{layer}"
+
+    def suffix(self, layer: int) -> str:
+        """'_l0' or '_l0_reverse': torch's parameter names (weight_ih_l0_reverse, cell_l0_reverse)."""
+        return "_" + self.stream(layer)
+
+    @property
+    def letter(self) -> str:
+        """'' or 'r': the layer-direction in scopes (lstm.l0r.t3)."""
+        return "r" if self else ""
+
+    def order(self, steps: int) -> range:
+        """The steps in the order this direction visits them."""
+        return range(steps - 1, -1, -1) if self else range(steps)
+
+
+DIRECTIONS = tuple(TimeDirection)
 
 
 class StepScope(NamedTuple):
@@ -26,6 +56,10 @@ class StepScope(NamedTuple):
     layer: int
     reverse: bool
     t: int
+
+    @property
+    def direction(self) -> TimeDirection:
+        return TimeDirection(self.reverse)
 
 
 def parse_step_scope(scope: str | None) -> StepScope | None:
@@ -50,9 +84,9 @@ def check_cell_name(name: object) -> str:
     return name
 
 
-def layer_scope(cell: str, layer: int, reverse: bool) -> str:
+def layer_scope(cell: str, layer: int, direction: TimeDirection) -> str:
     """'lstm.l0' or 'lstm.l0r': the ops of a layer-direction outside its steps (the input projection)."""
-    return f"{cell}.l{layer}{'r' if reverse else ''}"
+    return f"{cell}.l{layer}{direction.letter}"
 
 
 def step_scope(layer_label: str, t: int) -> str:

@@ -17,7 +17,6 @@ from .steps import Step, parse_scope, plain_cluster
 from .walk import topological
 
 OP, PARAM, INPUT, DETACHED = "op", "param", "input", "detached"
-VIEW_OPS = frozenset({"Permute", "Reshape", "Cast", "Contiguous", "Split"})  # of a parameter: drawn as it
 _CONSTANT = -1
 
 
@@ -83,7 +82,7 @@ def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
             drawn_as.append(_CONSTANT)
             constant_text[k] = f"{t.item():g}"
             continue
-        if t.op in VIEW_OPS and len(parents) == 1 and drawn_as[parents[0]] != _CONSTANT:
+        if t.rearranges and len(parents) == 1 and drawn_as[parents[0]] != _CONSTANT:  # Function.rearranges
             source = nodes[drawn_as[parents[0]]]
             if source.kind == PARAM:
                 drawn_as.append(source.index)

@@ -29,7 +29,7 @@ from ...replay import Replayer, Step
 from ...tensor import Tensor
 from .. import functional as F
 from ..module import Module
-from ..scopes import check_cell_name, layer_scope, step_scope
+from ..scopes import DIRECTIONS, TimeDirection, check_cell_name, layer_scope, step_scope
 from ..utils.rnn import PackedSequence, pack_like, pad_packed_sequence
 from .checks import as_input, check_compile, check_dropout, check_flag, check_size
 from .protocol import State, check_step_state, output_of
@@ -103,11 +103,11 @@ class RecurrentBase(Module):
 
     def _suffixes(self, layer: int) -> list[str]:
         """'_l0' and '_l0_reverse': the names of one layer's directions, as torch's parameters."""
-        return [f"_l{layer}", f"_l{layer}_reverse"][: self.num_directions]
+        return [way.suffix(layer) for way in DIRECTIONS[: self.num_directions]]
 
     # --- what a subclass provides -------------------------------------------------------------------
 
-    def _direction(self, layer: int, reverse: bool) -> Direction:
+    def _direction(self, layer: int, way: TimeDirection) -> Direction:
         raise NotImplementedError
 
     def _zero_state(self, batch: int) -> State | None:
@@ -118,7 +118,7 @@ class RecurrentBase(Module):
         """The last dimension of part `part` of the state."""
         return self.hidden_size
 
-    def _step_check(self, layer: int, reverse: bool, batch: int) -> StepCheck | None:
+    def _step_check(self, layer: int, way: TimeDirection, batch: int) -> StepCheck | None:
         """A check of each state a step returns (None: the steps are trusted)."""
         return None
 
@@ -227,8 +227,8 @@ class RecurrentBase(Module):
         finals: list[State] = []
         for layer in range(self.num_layers):
             outputs = []
-            for reverse in (False, True)[: self.num_directions]:
-                out, final = self._run_direction(layer, reverse, x, initial[len(finals)], masks)
+            for way in DIRECTIONS[: self.num_directions]:
+                out, final = self._run_direction(layer, way, x, initial[len(finals)], masks)
                 outputs.append(out)
                 finals.append(final)
             x = outputs[0] if len(outputs) == 1 else cat(outputs, axis=2)
@@ -245,16 +245,16 @@ class RecurrentBase(Module):
         return pack_like(output, packed, self.batch_first), h_n
 
     def _run_direction(
-        self, layer: int, reverse: bool, x: Tensor, state: State | None, masks: list[Mask]
+        self, layer: int, way: TimeDirection, x: Tensor, state: State | None, masks: list[Mask]
     ) -> tuple[Tensor, State]:
         """One layer in one direction over the whole sequence: outputs (T, N, H) and the final state.
 
         Without hx the direction's own initial state is used, once per sequence: a sequence that
         starts later than others (the reverse direction of a shorter one) starts from it too."""
-        label = layer_scope(self.cell_name, layer, reverse)
+        label = layer_scope(self.cell_name, layer, way)
         steps, batch = x.shape[0], x.shape[1]
-        direction = self._direction(layer, reverse)
-        check = self._step_check(layer, reverse, batch)
+        direction = self._direction(layer, way)
+        check = self._step_check(layer, way, batch)
         with scope(label):
             inputs = direction.inputs(x)
             if state is None:
@@ -264,7 +264,7 @@ class RecurrentBase(Module):
         # without hx each sequence begins from what the step makes of None; track who has begun
         waiting = np.ones((batch, 1), dtype=bool) if state is None else None
         outputs: list[Tensor | None] = [None] * steps
-        for t in reversed(range(steps)) if reverse else range(steps):
+        for t in way.order(steps):
             with scope(step_scope(label, t)):
                 valid = masks[t]  # (N, 1), None when every sequence runs at t
                 begin = None if waiting is None or state is None else _beginning(waiting, valid)
@@ -429,10 +429,14 @@ class Recurrent(RecurrentBase):
                         f"Recurrent: the cell made a {type(made).__name__}, expected an nn.Module"
                     )
                 setattr(self, f"cell{suffix}", made)
-        self.cell_name = check_cell_name(name or type(self.cell_l0).__name__)
+        self.cell_name = check_cell_name(name or type(self.cell_at(0)).__name__)
 
-    def _direction(self, layer: int, reverse: bool) -> _CellDirection:
-        return _CellDirection(getattr(self, f"cell_l{layer}{'_reverse' if reverse else ''}"))
+    def cell_at(self, layer: int, way: TimeDirection = TimeDirection.FORWARD) -> Module:
+        """The cell of one layer-direction (the module `cell_l{layer}[_reverse]`)."""
+        return getattr(self, f"cell{way.suffix(layer)}")
+
+    def _direction(self, layer: int, way: TimeDirection) -> _CellDirection:
+        return _CellDirection(self.cell_at(layer, way))
 
     def _fast_path(self, direction: _CellDirection) -> Step:  # type: ignore[override]
         """Replayed only when declared pure, and refused (with a warning) where a guard sees otherwise."""
@@ -441,11 +445,11 @@ class Recurrent(RecurrentBase):
             return direction
         return Replayer(direction, lambda: python_state([cell]), self._warn_once)
 
-    def _step_check(self, layer: int, reverse: bool, batch: int) -> StepCheck:
+    def _step_check(self, layer: int, way: TimeDirection, batch: int) -> StepCheck:
         owner = f"Recurrent({self.cell_name})"
 
         def check(new: State, previous: State | None, t: int) -> None:
-            check_step_state(owner, new, previous, batch, self.hidden_size, layer, reverse, t)
+            check_step_state(owner, new, previous, batch, self.hidden_size, layer, way, t)
 
         return check
 

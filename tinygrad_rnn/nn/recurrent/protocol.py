@@ -6,12 +6,12 @@ A cell is an `nn.Module` following PyTorch's cell convention (torch.nn.LSTMCell 
 
 The state is a Tensor (N, H) or a tuple of them (an LSTM's (h, c)); given None, the cell makes its
 own initial state (zeros, or a learned one). A cell may instead say it with a method
-`initial_state(batch_size) -> state`, which the layer then calls once per forward pass. Either way
-each sequence starts from it once (a shorter one in the reverse direction after its padding). The
-step's output is the state, or its first element. A cell whose step is a function of (x_t, state,
-parameters) alone may say so with `pure = True`, and is then replayed (purity.py). `nn.LSTMCell` is such a cell, so
-is a user's peephole LSTM; `nn.Recurrent(cell, ...)` runs any of them over time, layers and
-directions (layer.py).
+`initial_state(batch_size) -> state`, which the layer then calls once per forward pass. Either
+way each sequence starts from it once (a shorter one in the reverse direction after its
+padding). The step's output is the state, or its first element. A cell whose step is a function
+of (x_t, state, parameters) alone may say so with `pure = True`, and is then replayed (purity.py).
+`nn.LSTMCell` is such a cell, so is a user's peephole LSTM; `nn.Recurrent(cell, ...)` runs any of
+them over time, layers and directions (layer.py).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import numpy as np
 
 from ...tensor import Tensor
 from ..init import float_dtype, uniform
+from ..scopes import TimeDirection
 from .checks import check_compile, check_flag, check_size
 from .layer import RecurrentBase
 from .steps import GRUStep, LSTMStep, RNNStep
@@ -96,8 +97,8 @@ class RNNBase(RecurrentBase):
                         self, f"weight_hr{suffix}", uniform(self._rng, bound, (self.proj_size, hidden), dtype)
                     )
 
-    def _direction(self, layer: int, reverse: bool) -> RNNStep | LSTMStep | GRUStep:
-        suffix = f"_l{layer}{'_reverse' if reverse else ''}"
+    def _direction(self, layer: int, way: TimeDirection) -> RNNStep | LSTMStep | GRUStep:
+        suffix = way.suffix(layer)
         w_ih, w_hh = getattr(self, f"weight_ih{suffix}"), getattr(self, f"weight_hh{suffix}")
         b_ih, b_hh = (
             (getattr(self, f"bias_ih{suffix}"), getattr(self, f"bias_hh{suffix}"))
