@@ -2,11 +2,14 @@
 
 Every tensor the command makes is named (x, h0, c0, the loss weights G, loss). Sequences longer than
 `viz.READABLE_STEPS` are drawn with their middle steps elided unless `--all-steps` is given, and a
-render that takes longer than `--timeout` seconds is stopped.
+render that takes longer than `--timeout` seconds is stopped. An .html output is the page
+(`viz.page`): every step of every layer-direction, to explore in a browser.
 """
 
 import argparse
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,9 +56,12 @@ def _graph(args: argparse.Namespace) -> int:
     output, _ = model(x, {"lstm": (h0, c0), "rnn": h0, "gru": h0}.get(args.cell))  # your cell: its zeros
     loss = (output * Tensor(rng.standard_normal(output.shape), name="G")).sum()
     loss.name = "loss"
-    if args.grads:
+    page = args.output.suffix.lower() == ".html"
+    if args.grads or page:
         viz.retain_grads(loss)
     loss.backward()
+    if page:
+        return _written(lambda: viz.page(loss, params=model, timeout=args.timeout).save(args.output))
     max_steps = None if args.all_steps else args.max_steps
     picture = viz.draw(
         loss,
@@ -67,8 +73,13 @@ def _graph(args: argparse.Namespace) -> int:
     )
     if picture.elided:
         print(f"tinygrad-rnn graph: {picture.elided}; --all-steps draws every step", file=sys.stderr)
+    return _written(lambda: viz.render(picture, args.output, timeout=args.timeout))
+
+
+def _written(write: Callable[[], Path]) -> int:
+    """Run `write`, say where it wrote (0) or why it could not (1)."""
     try:
-        path = viz.render(picture, args.output, timeout=args.timeout)
+        path = write()
     except viz.RenderError as error:
         print(f"tinygrad-rnn graph: error: {error}", file=sys.stderr)
         return 1
@@ -116,7 +127,7 @@ def add_graph_parser(commands: Any) -> None:
         "--output",
         type=output_file(FORMATS, {"gv": "dot"}),
         default="graph.svg",
-        help=f"file to write (.{', .'.join(FORMATS)}; pdf needs the system Graphviz)",
+        help=f"file to write (.{', .'.join(FORMATS)}; pdf needs the system Graphviz; html: a page)",
     )
     add_threads_option(p)
     p.set_defaults(run=graph)

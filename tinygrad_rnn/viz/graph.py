@@ -99,7 +99,43 @@ def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
         if not t.is_leaf:
             calls[id(t.parents)] = (t.parents, nodes[-1].index)
     _adopt(nodes)
+    _name_states(nodes)
     return nodes, drawn_as[position[id(root)]]
+
+
+def state_parts(nodes: list[Node]) -> set[int]:
+    """The step ops whose value another step of the same chain reads: the state a step passes on."""
+    parts = set()
+    for node in nodes:
+        for s in node.sources:
+            source = nodes[s]
+            if (
+                source.kind == OP
+                and source.step is not None
+                and node.step is not None
+                and node.step != source.step
+                and node.step.chain == source.step.chain
+            ):
+                parts.add(s)
+    return parts
+
+
+def _name_states(nodes: list[Node]) -> None:
+    """Name the unnamed state parts ``state[k]`` (the layer names h; an LSTM-like cell's own ``m``
+    then reads as a state, not 'Add'). A part is the k-th unnamed op of its step that some step of its
+    chain passes on, so the last step's, which no step reads, is named too."""
+    unnamed: dict[Step, list[Node]] = {}
+    for node in nodes:
+        if node.kind == OP and node.step is not None and node.name is None:
+            unnamed.setdefault(node.step, []).append(node)
+    passed = state_parts(nodes)
+    positions: dict[Any, set[int]] = {}
+    for step, members in unnamed.items():
+        positions.setdefault(step.chain, set()).update(i for i, n in enumerate(members) if n.index in passed)
+    for step, members in unnamed.items():
+        for k, i in enumerate(sorted(positions[step.chain])):
+            if i < len(members):
+                members[i].name = f"state[{k + 1}]"
 
 
 def _is_constant(t: Tensor) -> bool:
