@@ -1,6 +1,7 @@
 """viz: the DOT that `draw` writes, parsed (clusters, weight edges, labels, colours), and real renders."""
 
 import html
+import math
 import re
 import shutil
 import subprocess
@@ -12,10 +13,12 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import viz
-from tinygrad_rnn.viz.style import NO_GRAD, PALETTE, ZERO
+from tinygrad_rnn.viz.style import NO_GRAD, PALETTE, ZERO, GradScale
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 N, D, H = 2, 3, 4
@@ -232,7 +235,8 @@ def test_show_grads_colours_by_log_norm_with_zero_and_missing_grads_apart() -> N
     assert fill["g"] == NO_GRAD  # an input keeps no grad
     assert fill["mid = Add"] not in (PALETTE[0], PALETTE[-1], ZERO, NO_GRAD)
     assert "|grad| = 2.00e+00" in dot.nodes[node_id(dot, "mid = Add")]["label"]
-    assert "|grad|, one log scale for all nodes" in dot.nodes["legend"]["label"]
+    assert "|grad|, one log scale</b>" in dot.nodes["legend"]["label"]
+    assert "for all nodes (a scale spans at least a factor of 10)" in dot.nodes["legend"]["label"]
     assert "legend" not in parse(viz.draw(loss)).nodes
 
 
@@ -524,19 +528,46 @@ def test_svg_tooltips_carry_shape_dtype_and_grad_norm(tmp_path: Path) -> None:
     assert any(t.startswith("LSTM l0 t1\nh: (2, 4) float64") for t in titles)
 
 
-def test_per_quantity_scale_spreads_each_quantity_over_the_palette() -> None:
+def test_per_quantity_scale_colours_each_quantity_across_its_steps() -> None:
     loss, _ = recurrent("rnn", steps=6)
     viz.retain_grads(loss)
     loss.backward()
     dot = parse(viz.draw(loss, detail="cells", show_grads=True))
-    cells = [a["fillcolor"] for a in dot.nodes.values() if a["label"].startswith("RNN")]
-    assert PALETTE[0] in cells and PALETTE[-1] in cells  # the smallest and the largest ‖dL/dh_t‖ differ
+    cells = {a["label"].split("\\n")[0]: a for a in dot.nodes.values() if a["label"].startswith("RNN")}
+    norms = {k: float(re.search(r"\|dL/dh\| = (\S+)", a["label"]).group(1)) for k, a in cells.items()}
+    scale = GradScale(norms.values())
+    assert {k: a["fillcolor"] for k, a in cells.items()} == {k: scale.colour(n) for k, n in norms.items()}
     legend = dot.nodes["legend"]["label"]
-    assert "log scale per quantity" in legend and "rnn l0 cells: " in legend
+    assert "log scale per quantity" in legend and "rnn l0 cells (|dL/dh|): " in legend
     whole = parse(viz.draw(loss, detail="cells", show_grads=True, grad_scale="global"))
-    assert "one log scale for all nodes" in whole.nodes["legend"]["label"]
+    assert "for all nodes" in whole.nodes["legend"]["label"]
     with pytest.raises(ValueError, match="grad_scale must be 'quantity' or 'global'"):
         viz.draw(loss, grad_scale="local")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(-6, 6),
+    st.lists(st.floats(0, 1), min_size=2, max_size=20),
+    st.floats(0.01, 4),
+)
+def test_a_colour_scale_spreads_as_far_as_the_ratio_max_min(
+    centre: float, shares: list, decades: float
+) -> None:
+    """The colours span the palette only when the norms span at least a factor of 10: a ±10 % wobble
+    stays in the light middle, a factor of 10**decades reaches both ends once decades ≥ 1."""
+    shares = [0.0, 1.0, *shares]
+    norms = [10 ** (centre + decades * s) for s in shares]
+    scale = GradScale(norms)
+    bins = [scale.bin(n) for n in norms]
+    if decades >= 1:
+        assert min(bins) == 0 and max(bins) == len(PALETTE) - 1
+    else:  # widened about the middle: bins within the share of the palette the ratio covers
+        spread = math.ceil(decades * len(PALETTE)) + 1
+        assert max(bins) - min(bins) <= spread
+        assert min(bins) >= (len(PALETTE) - spread) // 2 - 1 and max(bins) <= (len(PALETTE) + spread) // 2
+    wobble = GradScale([0.93, 1.13, 1.0])
+    assert {wobble.colour(n) for n in (0.93, 1.0, 1.13)} <= {PALETTE[4], PALETTE[5]}
 
 
 def test_an_interrupted_render_leaves_no_renderer_running(

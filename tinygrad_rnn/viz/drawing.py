@@ -220,9 +220,11 @@ class _Painter:
             for chain, steps in layout.chains.items():
                 for t in steps:
                     cell = layout.cell(Step(chain, t))
-                    members = layout.outputs.get(cell, {})
-                    self.norms[cell] = grad_norm(tk for k in members for tk in layout.nodes[k].tensors)
-                    self.quantities[cell] = f"{chain.title} cells"
+                    leaving = [layout.nodes[k] for k in layout.outputs.get(cell, {})]
+                    # coloured by what the step outputs, h (the layer names it), else its first value
+                    h = next((n for n in leaving if n.name == "h"), leaving[0] if leaving else None)
+                    self.norms[cell] = grad_norm(h.tensors) if h is not None else None
+                    self.quantities[cell] = f"{chain.title} cells (|dL/d{_part(h) if h else 'h'}|)"
         self.scales = GradScales(self.norms, self.quantities if grad_scale == "quantity" else None)
 
     def layer(self, chain: Chain) -> graphviz.Digraph:
@@ -281,20 +283,27 @@ class _Painter:
                 )
         norm = self.norms.get(name)
         attrs = {"fillcolor": CELL_FILL}
+        grads = [
+            f"|dL/d{_part(n)}| = {grad_norm(n.tensors):.2e}" for n in leaving if n.tensors[0].grad is not None
+        ]
         if self.show_grads:
             attrs["fillcolor"] = self.scales.colour(name, norm)
-            if norm is not None:
-                lines.append(grad_text(norm))
+            lines += grads
             if attrs["fillcolor"] in DARK:
                 attrs["fontcolor"] = "white"
         tip = [tooltip(n.name or n.op, n.tensors, None) for n in leaving]
-        attrs["tooltip"] = graphviz.nohtml("\\n".join([lines[0], *tip] + ([grad_text(norm)] if norm else [])))
+        attrs["tooltip"] = graphviz.nohtml("\\n".join([lines[0], *tip, *grads]))
         into.node(name, label=graphviz.nohtml("\\n".join(lines)), **attrs)
 
     @staticmethod
     def elision(into: graphviz.Digraph, chain: int, steps: set[int]) -> None:
         label = f"… {len(steps)} steps …\\nt{min(steps)} to t{max(steps)}"
         into.node(f"elision{chain}", label=label, style="dashed,rounded", fillcolor="none")
+
+
+def _part(node: Node) -> str:
+    """What a value leaving a cell is called in its |dL/d·| line: its name, else its op."""
+    return text(node.name or node.op)
 
 
 def _check(root: Any, detail: Any, max_steps: Any, rankdir: Any, grad_scale: Any) -> None:

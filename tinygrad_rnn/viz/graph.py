@@ -2,8 +2,8 @@
 
 Three simplifications keep pictures readable. The outputs of one multi-output op (the pieces of a
 `chunk`) share one node. Scalar constants (the 1 in ``1 - z``) are not nodes but appear in their
-op's label. A parameter's view (``weight.T``, a reshape or a cast) is the parameter itself, so each
-use of a weight is an edge straight from its node.
+op's label. A parameter's view (``weight.T``, a slice, a reshape or a cast) is the parameter itself,
+so each use of a weight is an edge straight from its node.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from .steps import Step, parse_scope, plain_cluster
 from .walk import topological
 
 OP, PARAM, INPUT, DETACHED = "op", "param", "input", "detached"
-VIEW_OPS = frozenset({"Permute", "Reshape", "Cast", "Contiguous", "Split"})  # of a parameter: drawn as it
+# of a parameter: drawn as it (weight_hh[:H].T is weight_hh, not a new node in every step)
+VIEW_OPS = frozenset({"Permute", "Reshape", "Cast", "Contiguous", "Split", "GetItem"})
 _CONSTANT = -1
 
 

@@ -62,10 +62,11 @@ def group_steps(nodes: list[Node]) -> Programs:
         dict.fromkeys(n for names in part_names.values() for n in names), key=lambda n: n != "h"
     )
     keys: dict[Any, int] = {}
+    pieces: dict[int, dict[int, Any]] = {}
     chain_order = {chain: k for k, chain in enumerate(dict.fromkeys(step.chain for step in by_step))}
     for step in sorted(by_step, key=lambda s: (chain_order[s.chain], s.t)):
         members = by_step[step]
-        key, external = _wiring(step, members, nodes)
+        key, external = _wiring(step, members, nodes, pieces)
         if key not in keys:
             keys[key] = len(found.programs)
             found.programs.append(StepProgram(keys[key], members, external))
@@ -78,7 +79,7 @@ def group_steps(nodes: list[Node]) -> Programs:
 
 
 def _wiring(
-    step: Step, members: list[Node], nodes: list[Node]
+    step: Step, members: list[Node], nodes: list[Node], pieces: dict[int, dict[int, Any]]
 ) -> tuple[Any, list[tuple[str, Node, list[Any]]]]:
     """What makes two steps share a program (their ops, names, shapes, constants, local wiring and
     the roles of their inputs from outside), and those inputs as (role, source node, tensors read)."""
@@ -91,19 +92,22 @@ def _wiring(
         for s in node.sources:
             if s not in local and s not in external:
                 external[s] = len(external)
-                inputs.append((_role(nodes[s], step), nodes[s], _read(node, nodes[s])))
+                inputs.append((_role(nodes[s], step), nodes[s], _read(node, nodes[s], pieces)))
             sources.append(local[s] if s in local else -1 - external[s])
         shapes = tuple(tuple(t.shape) for t in node.tensors)
         wiring.append((node.op, node.name, shapes, node.constants, tuple(sources)))
     return (tuple(wiring), tuple(role for role, _, _ in inputs)), inputs
 
 
-def _read(consumer: Node, source: Node) -> list[Any]:
-    """The tensors of `source` that `consumer` reads: one piece of an unbind or chunk, else all."""
+def _read(consumer: Node, source: Node, pieces: dict[int, dict[int, Any]]) -> list[Any]:
+    """The tensors of `source` that `consumer` reads: one piece of an unbind or chunk, else all.
+    `pieces` caches each multi-output source's {id(tensor): tensor}."""
     if len(source.tensors) == 1:
         return source.tensors
-    parents = {id(p) for t in consumer.tensors for p in t.parents}
-    return [t for t in source.tensors if id(t) in parents] or source.tensors
+    if source.index not in pieces:
+        pieces[source.index] = {id(t): t for t in source.tensors}
+    own = pieces[source.index]
+    return [own[id(p)] for t in consumer.tensors for p in t.parents if id(p) in own] or source.tensors
 
 
 def _role(source: Node, step: Step) -> str:
