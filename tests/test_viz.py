@@ -13,7 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given as generated
+from hypothesis import settings
 from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
@@ -546,7 +547,7 @@ def test_per_quantity_scale_colours_each_quantity_across_its_steps() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(
+@generated(
     st.floats(-6, 6),
     st.lists(st.floats(0, 1), min_size=2, max_size=20),
     st.floats(0.01, 4),

@@ -7,9 +7,9 @@ surface (parents, op, output_index, shape, dtype, grad, scope, name, detached).
 
 from .backends import RENDER_TIMEOUT, RenderError, find_renderer
 from .drawing import READABLE_STEPS, Picture, draw
-from .page import Page, page
 from .rendering import render
 from .walk import retain_grads
+from .webpage import Page, page
 
 __all__ = [
     "READABLE_STEPS",

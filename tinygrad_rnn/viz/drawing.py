@@ -17,7 +17,6 @@ from .style import (
     GradScales,
     describe,
     grad_norm,
-    grad_text,
     node_label,
     quantity,
     text,

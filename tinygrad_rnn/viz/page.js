@@ -1,4 +1,4 @@
-// The page of tinygrad_rnn.viz.page: reads the JSON in #tg-data, draws the overview strips and the
+// The page of tinygrad_rnn.viz.page (webpage.py): reads the JSON in #tg-data, draws the overview strips and the
 // chart, and shows the chosen step by recolouring its program's one layout. Plain DOM, no library.
 "use strict";
 (function () {

@@ -58,9 +58,8 @@ def group_steps(nodes: list[Node]) -> Programs:
     for k in sorted(state_parts(nodes)):
         part_names.setdefault(nodes[k].step.chain, {})[nodes[k].name or nodes[k].op] = None
     found = Programs()
-    found.part_names = sorted(
-        dict.fromkeys(n for names in part_names.values() for n in names), key=lambda n: n != "h"
-    )
+    names = dict.fromkeys(n for chain_names in part_names.values() for n in chain_names) or {"h": None}
+    found.part_names = sorted(names, key=lambda n: n != "h")  # h first
     keys: dict[Any, int] = {}
     pieces: dict[int, dict[int, Any]] = {}
     chain_order = {chain: k for k, chain in enumerate(dict.fromkeys(step.chain for step in by_step))}

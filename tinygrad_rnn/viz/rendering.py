@@ -11,7 +11,7 @@ import graphviz
 from ..tensor import Tensor
 from .backends import FORMATS, RENDER_TIMEOUT, RenderError, find_renderer, missing, run
 from .drawing import draw
-from .page import page
+from .webpage import page
 
 
 def render(
