@@ -590,3 +590,20 @@ def test_an_interrupted_render_leaves_no_renderer_running(
     with pytest.raises(KeyboardInterrupt):
         viz.render(loss, tmp_path / "g.svg")
     assert started[0].poll() is not None  # killed and reaped, not left running
+
+
+def test_a_weights_slices_are_the_weight_and_a_cells_state_parts_are_named() -> None:
+    """weight_hh[:H].T in every step is weight_hh (one edge per step, no slice node per step), and
+    an unnamed second state part reads as state[1], in every step and the last one too."""
+    rng = np.random.default_rng(0)
+    w = tg.Tensor(rng.standard_normal((2 * H, H)), requires_grad=True, name="weight_hh")
+    h = c = tg.Tensor(np.zeros((N, H)))
+    for t in range(3):
+        with tg.scope(f"mycell.l0.t{t}"):
+            c = c * 0.5 + (h @ w[:H].T).tanh()
+            h = named((h @ w[H:].T + c).tanh(), "h")
+    dot = parse(viz.draw(h.sum(), params={"weight_hh": w}))
+    assert not [a for a in dot.nodes.values() if a["label"].startswith("GetItem")]
+    assert out_degree(dot, node_id(dot, "weight_hh")) == 3
+    labels = [a["label"].split("\\n")[0] for a in dot.nodes.values()]
+    assert labels.count("state[1] = Add") == 3 and not any("state[2]" in label for label in labels)

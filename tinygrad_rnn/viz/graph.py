@@ -2,8 +2,8 @@
 
 Three simplifications keep pictures readable. The outputs of one multi-output op (the pieces of a
 `chunk`) share one node. Scalar constants (the 1 in ``1 - z``) are not nodes but appear in their
-op's label. A parameter's view (``weight.T``, a slice, a reshape or a cast) is the parameter itself,
-so each use of a weight is an edge straight from its node.
+op's label. A parameter's view (``weight.T``, a reshape, a cast, and with `params` a slice) is the
+parameter itself, so each use of a weight is an edge straight from its node.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from .steps import Step, parse_scope, plain_cluster
 from .walk import topological
 
 OP, PARAM, INPUT, DETACHED = "op", "param", "input", "detached"
-# of a parameter: drawn as it (weight_hh[:H].T is weight_hh, not a new node in every step)
-VIEW_OPS = frozenset({"Permute", "Reshape", "Cast", "Contiguous", "Split", "GetItem"})
+VIEW_OPS = frozenset({"Permute", "Reshape", "Cast", "Contiguous", "Split"})  # of a parameter: drawn as it
+# a slice too, of a parameter named by `params` (weight_hh[:H] is weight_hh, not a node in every step);
+# without `params` an input that requires grad counts as a parameter, and its x[t] stays apart
+SLICE_OPS = frozenset({"GetItem"})
 _CONSTANT = -1
 
 
@@ -84,7 +86,8 @@ def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
             drawn_as.append(_CONSTANT)
             constant_text[k] = f"{t.item():g}"
             continue
-        if t.op in VIEW_OPS and len(parents) == 1 and drawn_as[parents[0]] != _CONSTANT:
+        viewing = t.op in VIEW_OPS or (t.op in SLICE_OPS and bool(names))
+        if viewing and len(parents) == 1 and drawn_as[parents[0]] != _CONSTANT:
             source = nodes[drawn_as[parents[0]]]
             if source.kind == PARAM:
                 drawn_as.append(source.index)
@@ -123,20 +126,20 @@ def state_parts(nodes: list[Node]) -> set[int]:
 
 def _name_states(nodes: list[Node]) -> None:
     """Name the unnamed state parts ``state[k]`` (the layer names h; an LSTM-like cell's own ``m``
-    then reads as a state, not 'Add'). A part is the k-th unnamed op of its step that some step of its
-    chain passes on, so the last step's, which no step reads, is named too."""
+    then reads as a state, not 'Add'). A part is the i-th of its step's unnamed ops that a step of
+    its chain with as many unnamed ops passes on, so the last step's, which no step reads, is named."""
     unnamed: dict[Step, list[Node]] = {}
     for node in nodes:
         if node.kind == OP and node.step is not None and node.name is None:
             unnamed.setdefault(node.step, []).append(node)
     passed = state_parts(nodes)
-    positions: dict[Any, set[int]] = {}
+    positions: dict[tuple[Any, int], set[int]] = {}
     for step, members in unnamed.items():
-        positions.setdefault(step.chain, set()).update(i for i, n in enumerate(members) if n.index in passed)
+        found = {i for i, n in enumerate(members) if n.index in passed}
+        positions.setdefault((step.chain, len(members)), set()).update(found)
     for step, members in unnamed.items():
-        for k, i in enumerate(sorted(positions[step.chain])):
-            if i < len(members):
-                members[i].name = f"state[{k + 1}]"
+        for k, i in enumerate(sorted(positions[(step.chain, len(members))])):
+            members[i].name = f"state[{k + 1}]"
 
 
 def _is_constant(t: Tensor) -> bool:
