@@ -607,3 +607,63 @@ def test_a_weights_slices_are_the_weight_and_a_cells_state_parts_are_named() -> 
     assert out_degree(dot, node_id(dot, "weight_hh")) == 3
     labels = [a["label"].split("\\n")[0] for a in dot.nodes.values()]
     assert labels.count("state[1] = Add") == 3 and not any("state[2]" in label for label in labels)
+
+
+class LayerNormLSTMCell(tg.nn.Module):
+    """A big cell (about 50 ops a step): an LSTM whose gate pre-activations and cell state are
+    layer-normalised, as in Ba et al. 2016."""
+
+    def __init__(self, input_size: int, hidden_size: int, *, dtype=None, rng=None) -> None:
+        super().__init__()
+        rng, G = np.random.default_rng(rng), 4 * hidden_size
+        self.hidden_size = hidden_size
+        self.weight_ih = tg.nn.Parameter(rng.uniform(-0.5, 0.5, (G, input_size)))
+        self.weight_hh = tg.nn.Parameter(rng.uniform(-0.5, 0.5, (G, hidden_size)))
+        self.gain_ih, self.gain_hh = tg.nn.Parameter(np.ones(G)), tg.nn.Parameter(np.ones(G))
+        self.gain_c = tg.nn.Parameter(np.ones(hidden_size))
+
+    def forward(self, x: tg.Tensor, state=None):
+        h, c = state if state is not None else (tg.zeros(x.shape[0], self.hidden_size, dtype=x.dtype),) * 2
+        gates = norm(x @ self.weight_ih.T, self.gain_ih) + norm(h @ self.weight_hh.T, self.gain_hh)
+        i, f, g, o = gates.chunk(4, 1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * norm(c, self.gain_c).tanh(), c
+
+
+def norm(v: tg.Tensor, gain: tg.Tensor) -> tg.Tensor:
+    centred = v - v.mean(axis=1, keepdims=True)
+    return centred / ((centred * centred).mean(axis=1, keepdims=True) + 1e-5).sqrt() * gain
+
+
+def test_a_big_cells_op_picture_at_a_hundred_steps_renders_in_seconds(tmp_path: Path) -> None:
+    if viz.find_renderer("svg") is None:
+        pytest.skip("no renderer: neither the system Graphviz nor graphviz-pure")
+    model = tg.nn.Recurrent(LayerNormLSTMCell, D, H, dtype=np.float64, rng=0)
+    rng = np.random.default_rng(0)
+    output, _ = model(tg.Tensor(rng.standard_normal((100, N, D)), name="x"))
+    loss = (output * tg.Tensor(rng.standard_normal(output.shape))).sum()
+    picture = viz.draw(loss, params=model)  # the defaults: a few of its ~50-op steps, not 16
+    kept = len(step_clusters(parse(picture)))
+    assert 2 <= kept < viz.READABLE_STEPS and f"(max_steps={kept})" in picture.elided
+    start = time.perf_counter()
+    viz.render(picture, tmp_path / "ln.svg")
+    assert time.perf_counter() - start < 30  # about 4 s with graphviz-pure; 16 steps took over 60 s
+    assert len(step_clusters(parse(viz.draw(loss, detail="cells")))) == 0  # cells: the 16 defaults
+    assert parse(viz.draw(loss, detail="cells")).nodes.keys() >= {f"c0t{t}" for t in range(8)}
+
+
+def test_the_readme_pictures_fit_its_width(tmp_path: Path) -> None:
+    """The README's pictures (`--rankdir TB`) are at most 750 pt (1,000 px) wide, legend included."""
+    from tinygrad_rnn.cli import main
+
+    if viz.find_renderer("svg") is None:
+        pytest.skip("no renderer: neither the system Graphviz nor graphviz-pure")
+    for cell in ("rnn", "lstm", "gru"):
+        for options in ([], ["--detail", "cells", "--grads"]):
+            out = tmp_path / f"{cell}.svg"
+            assert (
+                main(["graph", "--cell", cell, "--steps", "3", "--rankdir", "TB", *options, "-o", str(out)])
+                == 0
+            )
+            width = float(re.search(r'<svg width="([\d.]+)pt"', out.read_text("utf-8")).group(1))
+            assert width <= 750, (cell, options, width)

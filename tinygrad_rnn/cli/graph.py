@@ -62,7 +62,7 @@ def _graph(args: argparse.Namespace) -> int:
     loss.backward()
     if page:
         return _written(lambda: viz.page(loss, params=model, timeout=args.timeout).save(args.output))
-    max_steps = None if args.all_steps else args.max_steps
+    max_steps = None if args.all_steps else args.max_steps or "auto"
     picture = viz.draw(
         loss,
         detail=args.detail,
@@ -104,8 +104,8 @@ def add_graph_parser(commands: Any) -> None:
     steps.add_argument(
         "--max-steps",
         type=positive_int,
-        default=viz.READABLE_STEPS,
-        help=f"draw the first and last steps of each layer, the rest as one (default {viz.READABLE_STEPS})",
+        help=f"draw the first and last steps of each layer, the rest as one (default {viz.READABLE_STEPS}, "
+        "fewer for a big cell's ops)",
     )
     steps.add_argument("--all-steps", action="store_true", help="draw every step, however many")
     p.add_argument(

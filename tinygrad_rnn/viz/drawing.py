@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import graphviz
@@ -27,7 +28,10 @@ DETAILS = ("ops", "cells")
 RANKDIRS = ("LR", "RL", "TB", "BT")
 SCALES = ("quantity", "global")
 READABLE_STEPS = 16  # more steps per layer than this are elided unless max_steps says otherwise
-FONT = "Helvetica"
+# at op detail, the default keeps fewer steps of a big cell: about this many op nodes in the steps
+# drawn (a LayerNorm LSTM's 4 steps render in about 3 s with graphviz-pure; its 16 took minutes)
+OP_BUDGET = 200
+FONT = "DejaVu Sans"  # metrics graphviz-pure knows, and the font found where it draws text
 Edges = dict[tuple[str, str], dict[str, str]]
 
 
@@ -52,7 +56,7 @@ def draw(
     detail: str = "ops",
     show_shapes: bool = True,
     show_grads: bool = False,
-    max_steps: int | None = READABLE_STEPS,
+    max_steps: int | str | None = "auto",
     params: Any = None,
     rankdir: str = "LR",
     show_dtype: bool = False,
@@ -67,9 +71,11 @@ def draw(
       per step inside one cluster per layer and direction; ops under any other scope of your own sit
       in a dashed cluster named after it; the rest stand outside. `detail='cells'` draws each step of
       each layer and direction as one node ('LSTM l0 t3', 'PeepholeLSTMCell l0 t3').
-    - `max_steps=k` (default READABLE_STEPS = 16) keeps the first ceil(k/2) and last floor(k/2) steps
-      of each layer and direction and draws the rest as one elision node, as the picture's title
-      says; `max_steps=None` draws every step (a few hundred steps take minutes to lay out).
+    - `max_steps=k` keeps the first ceil(k/2) and last floor(k/2) steps of each layer and direction
+      and draws the rest as one elision node, as the picture's title says; `max_steps=None` draws
+      every step (a few hundred steps take minutes to lay out). The default 'auto' is
+      READABLE_STEPS = 16, fewer at op detail when the steps hold more than OP_BUDGET = 200 ops in
+      all (at least 2), so a big cell's picture renders in seconds.
     - `show_grads` (after backward) colours nodes by log10 ‖grad‖ with a legend; call
       `retain_grads(root)` before backward so intermediate tensors keep theirs. Grey: no grad kept.
       `grad_scale='quantity'` spans one scale per quantity (the cells of one layer, one op of the
@@ -81,6 +87,7 @@ def draw(
     """
     _check(root, detail, max_steps, rankdir, grad_scale)
     nodes, root_index = build(root, parameter_names(params))
+    max_steps = _kept_steps(nodes, detail, max_steps)
     layout = _Layout(nodes, root_index, detail == "cells", max_steps)
     painter = _Painter(layout, show_shapes, show_dtype, show_grads, grad_scale)
     graph = Picture(
@@ -119,7 +126,10 @@ def draw(
     for (src, dst), attrs in layout.edges.items():
         graph.edge(src, dst, **attrs)
     if show_grads:
-        graph.node("legend", label=painter.scales.legend(), shape="plaintext", style="")
+        with graph.subgraph(name="legend_rank") as bottom:  # last in time order (below, in TB), not beside
+            bottom.attr(rank="sink")
+            bottom.node("legend", label=painter.scales.legend(), shape="plaintext", style="")
+        graph.edge(layout.units[layout.root], "legend", style="invis")
     graph.elided = layout.elided_text(max_steps)
     if graph.elided:
         graph.attr(label=text(graph.elided + "; max_steps=None draws every step"), labelloc="t")
@@ -305,15 +315,28 @@ def _part(node: Node) -> str:
     return text(node.name or node.op)
 
 
+def _kept_steps(nodes: list[Node], detail: str, max_steps: int | str | None) -> int | None:
+    """`max_steps`, with 'auto' made READABLE_STEPS, or at op detail as many steps (at least 2) as
+    fit OP_BUDGET ops given the largest step."""
+    if max_steps != "auto":
+        return max_steps  # type: ignore[return-value]
+    if detail == "cells":
+        return READABLE_STEPS
+    per_step = Counter(node.step for node in nodes if node.step is not None)
+    return max(2, min(READABLE_STEPS, OP_BUDGET // max(per_step.values(), default=1)))
+
+
 def _check(root: Any, detail: Any, max_steps: Any, rankdir: Any, grad_scale: Any) -> None:
     if not isinstance(root, Tensor):
         raise TypeError(f"draw: expected a Tensor (typically the loss), got {type(root).__name__}")
     if detail not in DETAILS:
         raise ValueError(f"draw: detail must be 'ops' or 'cells', got {detail!r}")
-    if max_steps is not None and (
-        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
+    if (
+        max_steps is not None
+        and max_steps != "auto"
+        and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1)
     ):
-        raise ValueError(f"draw: max_steps must be a positive int or None, got {max_steps!r}")
+        raise ValueError(f"draw: max_steps must be a positive int, 'auto' or None, got {max_steps!r}")
     if rankdir not in RANKDIRS:
         raise ValueError(f"draw: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if grad_scale not in SCALES:
