@@ -204,6 +204,20 @@ def test_the_page_in_a_browser(browser, tmp_path: Path) -> None:
     assert errors == []
 
 
+def test_the_page_shows_inline_as_in_a_notebook(browser, tmp_path: Path) -> None:
+    """What Jupyter shows (`_repr_html_`: the page in an iframe) works inside another page, offline."""
+    loss, model = trained_loss("gru", 7, layers=2)
+    notebook = tmp_path / "notebook.html"
+    cell = viz.page(loss, params=model)._repr_html_()
+    notebook.write_text(f"<!DOCTYPE html><html><body><p>a cell</p>{cell}</body></html>", encoding="utf-8")
+    tab, errors = open_page(browser, notebook)
+    frame = tab.frame_locator("iframe")
+    assert frame.locator("#tg-strip-1 rect[data-t]").count() == 7
+    frame.locator("#tg-next").click()
+    assert frame.locator("#tg-where").inner_text().startswith("t = 1 of 0…6 · gru l0")
+    assert errors == []
+
+
 README_PAGES = {  # the README's commands
     "page_lstm": ["--cell", "lstm", "--steps", "1000", "--layers", "2", "--bidirectional"],
     "page_peephole": ["--cell", PEEPHOLE, "--steps", "1000", "--layers", "2", "--bidirectional"],

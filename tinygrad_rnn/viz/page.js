@@ -49,7 +49,7 @@
         return (
           `<div class="chain" data-chain="${k}"><span class="name">${c.title}</span>` +
           `<svg id="tg-strip-${k}" viewBox="0 0 ${T} 1" preserveAspectRatio="none">${cells}${cuts}` +
-          `<rect class="marker" x="0" y="0" width="${Math.max(T / 200, 1)}" height="1" fill="none" stroke="#000" stroke-width="${T / 300}" vector-effect="non-scaling-stroke" style="stroke-width:2px" visibility="hidden"/></svg></div>`
+          `<rect class="marker" x="0" y="0" width="${Math.max(T / 200, 1)}" height="1" fill="none" stroke="#000" stroke-width="2" vector-effect="non-scaling-stroke" visibility="hidden"/></svg></div>`
         );
       })
       .join("");
