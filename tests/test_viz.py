@@ -150,8 +150,11 @@ def test_one_cluster_per_step_and_one_weight_edge_per_step(cell: str, transpose_
     assert out_degree(dot, node_id(dot, "weight_hh_l0")) == 5
     assert out_degree(dot, node_id(dot, "bias_hh_l0")) == 5
     assert out_degree(dot, node_id(dot, "weight_ih_l0")) == 1  # the projection of all steps at once
-    cells = parse(viz.draw(loss, detail="cells"))
-    assert out_degree(cells, node_id(cells, "weight_hh_l0")) == 5
+    cells = parse(viz.draw(loss, detail="cells"))  # one edge into the layer's box, not one per cell
+    (edge,) = [e for e in cells.edges if e[0] == node_id(cells, "weight_hh_l0")]
+    assert edge[2]["lhead"] == "cluster_layer0"
+    stacked = [e for e in cells.edges if e[1] == node_id(cells, "Stack")]
+    assert len(stacked) == 1 and stacked[0][2]["ltail"] == "cluster_layer0"
 
 
 @pytest.mark.parametrize("layer", [tg.nn.RNN, tg.nn.LSTM, tg.nn.GRU])

@@ -204,7 +204,36 @@ class _Layout:
             edges[(units[s], next(iter(targets)))] = lhead
         if self.cells and self.kept(nodes[self.root].step):
             outputs.setdefault(units[self.root], {})[self.root] = None
-        return edges, outputs
+        return (self._bundled(edges) if self.cells else edges), outputs
+
+    def _bundled(self, edges: Edges) -> Edges:
+        """The cells' edges with one edge into a layer's box for a tensor that several of its cells
+        read (a weight, the input projection), and one out of it for a value several cells feed (the
+        stacked outputs): no tangle of an edge per step."""
+        chain_of = {
+            self.units[node.index]: node.step.chain
+            for node in self.nodes
+            if node.step is not None and self.units[node.index] != f"n{node.index}"
+        }
+        into: dict[tuple[str, Chain], list[str]] = {}
+        out_of: dict[tuple[Chain, str], list[str]] = {}
+        for src, dst in edges:
+            if src not in chain_of and dst in chain_of:
+                into.setdefault((src, chain_of[dst]), []).append(dst)
+            elif src in chain_of and dst not in chain_of:
+                out_of.setdefault((chain_of[src], dst), []).append(src)
+        bundled = dict(edges)
+        for (src, chain), targets in into.items():
+            if len(targets) > 1:
+                for dst in targets:
+                    del bundled[(src, dst)]
+                bundled[(src, targets[0])] = {"lhead": f"cluster_layer{self.chain_ids[chain]}"}
+        for (chain, dst), sources in out_of.items():
+            if len(sources) > 1:
+                for src in sources:
+                    del bundled[(src, dst)]
+                bundled[(sources[-1], dst)] = {"ltail": f"cluster_layer{self.chain_ids[chain]}"}
+        return bundled
 
 
 class _Painter:
