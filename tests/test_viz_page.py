@@ -238,3 +238,25 @@ def test_readme_example_pages_load_and_are_photographed(browser, name: str, tmp_
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
     assert errors == [] and (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_a_detach_cut_and_an_exploding_step_are_marked() -> None:
+    """A loop that detaches h after step 2 (truncated BPTT): step 3 reads the cut. A gradient that
+    overflows to inf is carried as 'inf' (JSON has no inf), not as 'no grad kept'."""
+    rng = np.random.default_rng(0)
+    w = tg.Tensor(rng.standard_normal((H, H)), requires_grad=True, name="w")
+    h, outputs = tg.Tensor(np.zeros((N, H))), []
+    for t in range(6):
+        with tg.scope(f"rnn.l0.t{t}"):
+            h = (h @ w.T + 1.0).tanh()
+            h.name = "h"
+        outputs.append(h)
+        if t == 2:
+            h = h.detach()
+    loss = tg.stack(outputs).sum() * tg.Tensor(np.array(np.inf), name="huge")
+    viz.retain_grads(loss)
+    loss.backward()
+    (chain,) = page_data(viz.page(loss))["chains"]
+    assert chain["cuts"] == [3] and chain["t"] == list(range(6))
+    assert set(chain["parts"]["h"]) <= {"inf", "nan"}

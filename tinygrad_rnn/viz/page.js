@@ -13,6 +13,7 @@
   // ‖grad‖ -> colour on a log10 span [lo, hi]: the same bins as viz/style.py's GradScale
   function colour(x, span) {
     if (x === null || x === undefined) return NO_GRAD;
+    if (typeof x === "string") return P[P.length - 1]; // inf or nan: the hottest, as in style.py
     if (x === 0) return ZERO;
     if (!span) return P[P.length >> 1];
     const share = (Math.log10(x) - span[0]) / (span[1] - span[0]);
@@ -30,7 +31,8 @@
     }
     return [lo, hi];
   }
-  const fmt = (x) => (x === null || x === undefined ? "no grad kept" : x === 0 ? "0" : x.toExponential(3));
+  const fmt = (x) =>
+    x === null || x === undefined ? "no grad kept" : typeof x === "string" ? x : x === 0 ? "0" : x.toExponential(3);
   const dark = (c) => c === P[0] || c === P[1] || c === P[P.length - 1] || c === P[P.length - 2];
 
   // overview: one strip of T cells per layer-direction, then the chart

@@ -133,11 +133,11 @@ def _layouts(programs: list[StepProgram], timeout: float | None) -> list[str]:
     return [re.sub(r"<title>.*?</title>|<!--.*?-->", "", svg, flags=re.S) for svg in svgs]
 
 
-def _number(x: float | None) -> float | None:
-    """A norm as JSON: 4 significant digits, None for no gradient (inf and nan as None too)."""
-    if x is None or not math.isfinite(x):
-        return None
-    return float(f"{x:.4g}")
+def _number(x: float | None) -> float | str | None:
+    """A norm as JSON: 4 significant digits, None for no gradient, 'inf' or 'nan' (JSON has neither)."""
+    if x is None or math.isfinite(x):
+        return None if x is None else float(f"{x:.4g}")
+    return str(x)
 
 
 def _data(found: Programs, nodes: list[Node], svgs: list[str]) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def _data(found: Programs, nodes: list[Node], svgs: list[str]) -> dict[str, Any]
         )
     scales = {}
     for name in found.part_names:
-        values = [x for c in chains for x in c["parts"].get(name, []) if x]
+        values = [x for c in chains for x in c["parts"].get(name, []) if isinstance(x, float)]
         scales[name] = log_span(values)
     programs = []
     for program, svg in zip(found.programs, svgs, strict=True):
