@@ -202,7 +202,10 @@
   const steps = D.chains.map((c) => c.t.length);
   $("tg-summary").textContent =
     `${D.chains.length} layer-direction(s), ${Math.max(...steps)} steps, ${D.programs.length} distinct step program(s) laid out once each. ` +
-    "Click a strip or the chart, drag the slider, or use ←/→ (steps) and ↑/↓ (layers).";
+    "Click a strip or the chart, drag the slider, or use ←/→ (steps) and ↑/↓ (layers)." +
+    (D.chains.some((c) => c.norms.some((n) => n.some((x) => x !== null)))
+      ? ""
+      : " No gradient was kept: call viz.retain_grads(loss) before loss.backward().");
   const weights = D.weights.map(
     (w) => `<tr><td>${escape(w.name)}</td><td>${w.shape}</td><td>${w.dtype}</td><td class="num">${fmt(w.grad)}</td></tr>`
   );
