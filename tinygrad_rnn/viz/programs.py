@@ -113,8 +113,8 @@ def _role(source: Node, step: Step) -> str:
     """What an input from outside the step is, the same at every step: a weight's or input's name,
     the previous step's state part, an op outside the steps, a cut tensor."""
     if source.kind == OP and source.step is not None and source.step.chain == step.chain:
-        before = "t+1" if step.chain.reverse else "t−1"
-        return f"{source.name or source.op} ({before})"
+        offset = source.step.t - step.t  # -1 for the previous step, +1 in a reverse chain
+        return f"{source.name or source.op} (t{'+' if offset > 0 else '−'}{abs(offset)})"
     if source.kind == OP and source.step is not None:
         return f"{source.name or source.op} ({source.step.chain.title})"
     if source.kind == OP and len(source.tensors) > 1:
