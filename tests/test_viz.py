@@ -343,7 +343,7 @@ def test_bad_arguments_are_named() -> None:
     loss, _ = recurrent("rnn", steps=1)
     with pytest.raises(TypeError, match="expected a Tensor"):
         viz.draw(loss.data)
-    with pytest.raises(ValueError, match="detail must be 'ops' or 'cells'"):
+    with pytest.raises(ValueError, match="detail must be 'ops', 'cells' or 'textbook'"):
         viz.draw(loss, detail="layers")
     with pytest.raises(ValueError, match="max_steps must be a positive int"):
         viz.draw(loss, max_steps=0)
@@ -670,3 +670,53 @@ def test_the_readme_pictures_fit_its_width(tmp_path: Path) -> None:
             )
             width = float(re.search(r'<svg width="([\d.]+)pt"', out.read_text("utf-8")).group(1))
             assert width <= 750, (cell, options, width)
+
+
+def test_the_textbook_figure_of_one_layer() -> None:
+    """x_t, U x_t, h_t, V h_t per step, the weights named once, the loss as one node; W along time."""
+    rng = np.random.default_rng(0)
+    lm = tg.nn.LanguageModel(5, 3, 4, cell="rnn", dtype=np.float64, rng=1)
+    logits, _ = lm(tg.Tensor(rng.integers(0, 5, (4, 1))))
+    loss = tg.nn.functional.cross_entropy(
+        logits.reshape(4, 5), tg.Tensor(rng.integers(0, 5, 4)), reduction="sum"
+    )
+    loss.name = "loss"
+    viz.retain_grads(loss)
+    loss.backward()
+    picture = viz.draw(loss, detail="textbook", params=lm, show_grads=True)
+    dot = parse(picture)
+    labels = {n: a["label"].split("\\n")[0] for n, a in dot.nodes.items()}
+    subscripts = "₀₁₂₃"
+    for t in range(4):
+        assert labels[f"h{t}"] == f"h{subscripts[t]}" and labels[f"u{t}"] == f"U x{subscripts[t]}"
+        assert labels[f"v{t}"] == f"V h{subscripts[t]}" and (f"v{t}", "loss") in {
+            (a, b) for a, b, _ in dot.edges
+        }
+    assert [(a, b) for a, b, e in dot.edges if e.get("label") == "W"] == [
+        ("h0", "h1"),
+        ("h1", "h2"),
+        ("h2", "h3"),
+    ]
+    assert labels["loss"] == "loss = Σ_t L_t"
+    assert "W: rnn.weight_hh_l0; V: decoder.weight, decoder.bias" in picture.source
+    assert not any(label.startswith(("rnn.weight", "decoder.")) for label in labels.values())  # no tangle
+    norms = {t: float(np.linalg.norm(n.grad.data)) for t, n in enumerate(step_hs(loss))}
+    for t, norm in norms.items():
+        assert f"|dL/dh| = {norm:.2e}" in dot.nodes[f"h{t}"]["label"]
+    lstm = tg.nn.LSTM(3, 4, dtype=np.float64, rng=0)
+    out, _ = lstm(tg.Tensor(rng.standard_normal((3, 2, 3)), name="x"))
+    cells = parse(viz.draw(out.sum(), detail="textbook"))
+    assert [cells.nodes[f"h{t}"]["label"] for t in range(3)] == ["h₀\\nc₀", "h₁\\nc₁", "h₂\\nc₂"]
+    assert [cells.nodes[f"x{t}"]["label"] for t in range(3)] == ["x₀", "x₁", "x₂"]
+    deep = tg.nn.RNN(3, 4, num_layers=2, dtype=np.float64, rng=0)
+    with pytest.raises(ValueError, match="textbook' draws one layer in one direction"):
+        viz.draw(deep(tg.Tensor(np.ones((3, 2, 3))))[0].sum(), detail="textbook")
+
+
+def step_hs(loss: tg.Tensor) -> list:
+    """The nodes named h, in time order (the steps of a one-layer graph), read off the graph."""
+    from tinygrad_rnn.nn.scopes import parse_step_scope
+    from tinygrad_rnn.viz.walk import topological
+
+    found = {parse_step_scope(n.scope).t: n for n in topological(loss.node) if n.name == "h" and n.scope}
+    return [found[t] for t in sorted(found)]

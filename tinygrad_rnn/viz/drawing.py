@@ -23,8 +23,9 @@ from .style import (
     text,
     tooltip,
 )
+from .textbook import textbook
 
-DETAILS = ("ops", "cells")
+DETAILS = ("ops", "cells", "textbook")
 RANKDIRS = ("LR", "RL", "TB", "BT")
 SCALES = ("quantity", "global")
 READABLE_STEPS = 16  # more steps per layer than this are elided unless max_steps says otherwise
@@ -70,7 +71,9 @@ def draw(
     - Ops run under a step scope (``lstm.l0.t3``, any cell's name in place of lstm) sit in one cluster
       per step inside one cluster per layer and direction; ops under any other scope of your own sit
       in a dashed cluster named after it; the rest stand outside. `detail='cells'` draws each step of
-      each layer and direction as one node ('LSTM l0 t3', 'PeepholeLSTMCell l0 t3').
+      each layer and direction as one node ('LSTM l0 t3', 'PeepholeLSTMCell l0 t3'); `'textbook'`
+      draws one layer as the textbook's unrolled figure (x_t, U x_t, h_t, V h_t, the loss as one
+      node; time left to right, data bottom to top, so `rankdir` does not apply): textbook.py.
     - `max_steps=k` keeps the first ceil(k/2) and last floor(k/2) steps of each layer and direction
       and draws the rest as one elision node, as the picture's title says; `max_steps=None` draws
       every step (a few hundred steps take minutes to lay out). The default 'auto' is
@@ -88,8 +91,6 @@ def draw(
     _check(root, detail, max_steps, rankdir, grad_scale)
     nodes, root_index = build(root, parameter_names(params))
     max_steps = _kept_steps(nodes, detail, max_steps)
-    layout = _Layout(nodes, root_index, detail == "cells", max_steps)
-    painter = _Painter(layout, show_shapes, show_dtype, show_grads, grad_scale)
     graph = Picture(
         "tinygrad_rnn",
         graph_attr={"rankdir": rankdir, "compound": "true", "fontname": FONT, "fontsize": "12"},
@@ -102,6 +103,11 @@ def draw(
         },
         edge_attr={"arrowsize": "0.6"},
     )
+    if detail == "textbook":
+        textbook(graph, nodes, root_index, show_grads, max_steps)
+        return graph
+    layout = _Layout(nodes, root_index, detail == "cells", max_steps)
+    painter = _Painter(layout, show_shapes, show_dtype, show_grads, grad_scale)
     for chain in layout.chains:
         graph.subgraph(painter.layer(chain))
     cut = [node for node in nodes if node.kind == DETACHED]
@@ -349,7 +355,7 @@ def _kept_steps(nodes: list[Node], detail: str, max_steps: int | str | None) -> 
     fit OP_BUDGET ops given the largest step."""
     if max_steps != "auto":
         return max_steps  # type: ignore[return-value]
-    if detail == "cells":
+    if detail != "ops":
         return READABLE_STEPS
     per_step = Counter(node.step for node in nodes if node.step is not None)
     return max(2, min(READABLE_STEPS, OP_BUDGET // max(per_step.values(), default=1)))
@@ -359,7 +365,7 @@ def _check(root: Any, detail: Any, max_steps: Any, rankdir: Any, grad_scale: Any
     if not isinstance(root, Tensor):
         raise TypeError(f"draw: expected a Tensor (typically the loss), got {type(root).__name__}")
     if detail not in DETAILS:
-        raise ValueError(f"draw: detail must be 'ops' or 'cells', got {detail!r}")
+        raise ValueError(f"draw: detail must be 'ops', 'cells' or 'textbook', got {detail!r}")
     if (
         max_steps is not None
         and max_steps != "auto"
