@@ -222,6 +222,24 @@ def test_the_page_shows_inline_as_in_a_notebook(browser, tmp_path: Path) -> None
     assert errors == []
 
 
+def test_names_are_shown_verbatim_in_the_browser(browser, tmp_path: Path) -> None:
+    name = "<i>enc</i> & co"
+    w = tg.Tensor(np.full((H, H), 0.5), requires_grad=True, name=name)
+    h = tg.Tensor(np.ones((N, H)))
+    for t in range(3):
+        with tg.scope(f"{name}.rnn.l0.t{t}"):
+            h = (h @ w.T).tanh()
+            h.name = name
+    viz.retain_grads(h.sum())
+    h.sum().backward()
+    tab, errors = open_page(browser, viz.page(h.sum()).save(tmp_path / "names.html"))
+    assert tab.inner_text(".chain .name") == f"{name}.rnn l0" and tab.locator(".chain i").count() == 0
+    tab.keyboard.press("ArrowRight")
+    first = tab.eval_on_selector_all("#tg-step-table tbody tr", "rs => rs.map(r => r.cells[0].textContent)")
+    assert {name, f"{name} (t−1)"} <= set(first)
+    assert name in tab.inner_text("#tg-legend") and errors == []
+
+
 README_PAGES = {  # the README's commands
     "page_lstm": ["--cell", "lstm", "--steps", "1000", "--layers", "2", "--bidirectional"],
     "page_peephole": ["--cell", PEEPHOLE, "--steps", "1000", "--layers", "2", "--bidirectional"],

@@ -49,7 +49,7 @@
           .map((t) => `<rect x="${c.t.indexOf(t)}" y="0" width="${Math.max(T / 400, 0.15)}" height="1" fill="#b2182b" class="cut"/>`)
           .join("");
         return (
-          `<div class="chain" data-chain="${k}"><span class="name">${c.title}</span>` +
+          `<div class="chain" data-chain="${k}"><span class="name">${escape(c.title)}</span>` +
           `<svg id="tg-strip-${k}" viewBox="0 0 ${T} 1" preserveAspectRatio="none">${cells}${cuts}` +
           `<rect class="marker" x="0" y="0" width="${Math.max(T / 200, 1)}" height="1" fill="none" stroke="#000" stroke-width="2" vector-effect="non-scaling-stroke" visibility="hidden"/></svg></div>`
         );
@@ -65,11 +65,11 @@
     }
     const legend = span
       ? `${P.map((c) => `<span class="swatch" style="background:${c}"></span>`).join("")}` +
-        `&nbsp;‖dL/d${state.part}‖ from ${Math.pow(10, span[0]).toExponential(1)} to ${Math.pow(10, span[1]).toExponential(1)}` +
+        `&nbsp;‖dL/d${escape(state.part)}‖ from ${Math.pow(10, span[0]).toExponential(1)} to ${Math.pow(10, span[1]).toExponential(1)}` +
         ` (log scale over all strips, at least a factor of ${Math.pow(10, MIN_DECADES)} wide)`
       : "no gradient kept for this part";
     const keys = D.chains
-      .map((c, k) => `<span class="key"><span class="line" style="background:${LINES[k % LINES.length]}"></span>${c.title}</span>`)
+      .map((c, k) => `<span class="key"><span class="line" style="background:${LINES[k % LINES.length]}"></span>${escape(c.title)}</span>`)
       .join("");
     $("tg-legend").innerHTML = `${legend}<br>${keys}<span class="key"><span class="line" style="background:#b2182b"></span>cut by detach()</span>`;
     drawChart(span);
@@ -132,7 +132,7 @@
         g.dataset.grad = fmt(norms[j]);
       }
       rows.push(
-        `<tr data-node="${j}"><td>${escape(n.label)}</td><td>${escape(n.op)}</td><td>${n.shape}</td>` +
+        `<tr data-node="${j}"><td>${escape(n.label)}</td><td>${escape(n.op)}</td><td>${escape(n.shape)}</td>` +
           `<td>${n.dtype}</td><td class="num">${fmt(norms[j])}</td></tr>`
       );
     });
