@@ -117,6 +117,13 @@ def test_the_page_is_one_file_that_reads_nothing_from_the_network(tmp_path: Path
     assert shown.startswith("<iframe") and "srcdoc=" in shown
 
 
+def test_jupyter_shows_the_page_as_html() -> None:
+    formatters = pytest.importorskip("IPython.core.formatters")
+    loss, model = trained_loss("rnn", 3)
+    data, _ = formatters.DisplayFormatter().format(viz.page(loss, params=model))
+    assert data["text/html"].startswith("<iframe") and "tg-data" in data["text/html"]
+
+
 def test_the_graph_command_writes_a_page_for_a_users_cell(tmp_path: Path) -> None:
     from tinygrad_rnn.cli import main
 
