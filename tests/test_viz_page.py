@@ -247,45 +247,43 @@ def test_names_are_shown_verbatim_in_the_browser(browser, tmp_path: Path) -> Non
     assert name in tab.inner_text("#tg-legend") and errors == []
 
 
-README_PAGES = {  # the README's commands
-    "page_lstm": ["--cell", "lstm", "--steps", "1000", "--layers", "2", "--bidirectional"],
-    "page_peephole": ["--cell", PEEPHOLE, "--steps", "1000", "--layers", "2", "--bidirectional"],
+def graph_command(*args: str):
+    def write(path: Path) -> None:
+        from tinygrad_rnn.cli import main
+
+        assert main(["graph", *args, "-o", str(path)]) == 0
+
+    return write
+
+
+def vanishing(path: Path) -> None:
+    """The README's python example: a loss at the last step only, so ‖dL/dh_t‖ vanishes going back."""
+    rng = np.random.default_rng(0)
+    model = nn.RNN(3, 16, num_layers=2, bidirectional=True, dtype="float64", rng=0)
+    x = tg.Tensor(rng.standard_normal((300, 2, 3)), name="x")
+    output, _ = model(x)
+    loss = (output[-1] * tg.Tensor(rng.standard_normal(output.shape[1:]), name="G")).sum()
+    viz.retain_grads(loss)
+    loss.backward()
+    viz.render(loss, path, params=model)
+
+
+README_PAGES = {  # the README's examples
+    "page_lstm": graph_command("--cell", "lstm", "--steps", "1000", "--layers", "2", "--bidirectional"),
+    "page_peephole": graph_command("--cell", PEEPHOLE, "--steps", "1000", "--layers", "2", "--bidirectional"),
+    "page_vanishing": vanishing,
 }
 
 
 @pytest.mark.parametrize("name", sorted(README_PAGES))
 def test_readme_example_pages_load_and_are_photographed(browser, name: str, tmp_path: Path) -> None:
-    from tinygrad_rnn.cli import main
-
     path = tmp_path / f"{name}.html"
     start = time.perf_counter()
-    assert main(["graph", *README_PAGES[name], "-o", str(path)]) == 0
-    assert time.perf_counter() - start < 60  # seconds (about 5 s measured on a busy machine)
+    README_PAGES[name](path)
+    assert time.perf_counter() - start < 60  # seconds (5 to 10 s measured on a busy machine)
     tab, errors = open_page(browser, path)
     tab.keyboard.press("End")
     tab.locator("#tg-step-svg g.node").nth(2).hover()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
     assert errors == [] and (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
-
-
-@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
-def test_a_detach_cut_and_an_exploding_step_are_marked() -> None:
-    """A loop that detaches h after step 2 (truncated BPTT): step 3 reads the cut. A gradient that
-    overflows to inf is carried as 'inf' (JSON has no inf), not as 'no grad kept'."""
-    rng = np.random.default_rng(0)
-    w = tg.Tensor(rng.standard_normal((H, H)), requires_grad=True, name="w")
-    h, outputs = tg.Tensor(np.zeros((N, H))), []
-    for t in range(6):
-        with tg.scope(f"rnn.l0.t{t}"):
-            h = (h @ w.T + 1.0).tanh()
-            h.name = "h"
-        outputs.append(h)
-        if t == 2:
-            h = h.detach()
-    loss = tg.stack(outputs).sum() * tg.Tensor(np.array(np.inf), name="huge")
-    viz.retain_grads(loss)
-    loss.backward()
-    (chain,) = page_data(viz.page(loss))["chains"]
-    assert chain["cuts"] == [3] and chain["t"] == list(range(6))
-    assert set(chain["parts"]["h"]) <= {"inf", "nan"}

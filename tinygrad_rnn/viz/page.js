@@ -81,7 +81,8 @@
     const range = logSpan(all) || [0, 1];
     const y = (x) => H - 6 - ((Math.log10(x) - range[0]) / (range[1] - range[0])) * (H - 12);
     let out = "";
-    for (let d = Math.ceil(range[0]); d <= Math.floor(range[1]); d++) {
+    const every = Math.max(1, Math.ceil((range[1] - range[0]) / 10)); // at most about 10 grid lines
+    for (let d = Math.ceil(range[0] / every) * every; d <= Math.floor(range[1]); d += every) {
       out += `<line x1="0" x2="${W}" y1="${y(Math.pow(10, d))}" y2="${y(Math.pow(10, d))}" stroke="#eee" vector-effect="non-scaling-stroke"/>`;
     }
     D.chains.forEach((c, k) => {
@@ -95,7 +96,7 @@
     });
     out += `<line id="tg-chart-marker" x1="0" x2="0" y1="0" y2="${H}" stroke="#000" vector-effect="non-scaling-stroke"/>`;
     $("tg-chart").innerHTML = out;
-    $("tg-chart-low").textContent = `log scale; grid lines at powers of 10; bottom ${Math.pow(10, range[0]).toExponential(1)}`;
+    $("tg-chart-low").textContent = `log scale; grid lines every ${every === 1 ? "power" : every + " powers"} of 10; bottom ${Math.pow(10, range[0]).toExponential(1)}`;
     $("tg-chart-high").textContent = `top ${Math.pow(10, range[1]).toExponential(1)}`;
   }
 
