@@ -23,11 +23,10 @@ import graphviz
 
 from ..tensor import Tensor
 from .backends import RENDER_TIMEOUT, RenderError, find_renderer, missing, run
+from .drawing import FONT
 from .graph import OP, PARAM, Node, build, parameter_names
 from .programs import Programs, StepProgram, group_steps
 from .style import FILL, PALETTE, describe, grad_norm, log_span, node_label, text
-
-FONT = "DejaVu Sans"  # present wherever graphviz-pure or the system Graphviz renders text
 
 
 class Page:
@@ -74,11 +73,6 @@ def page(
     svgs = _layouts(found.programs, timeout)
     data = _data(found, nodes, svgs)
     return Page(_document(title, data), title)
-
-
-def write_page(root: Tensor, path: str | os.PathLike[str], **options: Any) -> Path:
-    """`page(root, **options)` written to `path`."""
-    return page(root, **options).save(path)
 
 
 def _default_title(found: Programs) -> str:
