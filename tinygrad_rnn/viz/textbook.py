@@ -9,6 +9,8 @@ W (the weights the steps read themselves) into the cells, V into the V h_t.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import graphviz
 
 from .graph import INPUT, OP, PARAM, Node, state_parts
@@ -37,14 +39,22 @@ def textbook(
     per_step = {t: [nodes[k] for k in sorted(inside) if nodes[k].step.t == t] for t in steps}
     parts = {k: nodes[k].name or nodes[k].op for k in state_parts(nodes)}
     graph.attr(rankdir="BT", newrank="true", nodesep="0.35", ranksep="0.45")
-    leaves = {"U": set(), "W": set(), "V": set(), "x": set(), "start": set(), "loss": set()}
+    readers = Counter(s for t in steps for s in {s for n in per_step[t] for s in n.sources})
+    leaves: dict[str, set[int]] = {
+        "U": set(),
+        "W": set(),
+        "V": set(),
+        "x": set(),
+        "start": set(),
+        "loss": set(),
+    }
     for k in before | after | inside:
         for s in nodes[k].sources:
             if nodes[s].kind == OP:
                 continue
-            if k in inside:
-                feeds_all = all(s in {x for n in per_step[t] for x in n.sources} for t in steps)
-                side = "W" if nodes[s].kind == PARAM else ("x" if feeds_all and len(steps) > 1 else "start")
+            if k in inside:  # a leaf every step reads is the input; one the first step reads, a state
+                feeds_all = readers[s] == len(steps) > 1
+                side = "W" if nodes[s].kind == PARAM else ("x" if feeds_all else "start")
             else:
                 param = nodes[s].kind == PARAM
                 side = ("U" if param else "x") if k in before else ("V" if param else "loss")
