@@ -289,3 +289,43 @@ def test_readme_example_pages_load_and_are_photographed(browser, name: str, tmp_
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     tab.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
     assert errors == [] and (SCREENSHOTS / f"{name}.png").stat().st_size > 10_000
+
+
+def cut_page() -> viz.Page:
+    """A loop that detaches h after step 2 (truncated BPTT), so step 3 reads the cut, and a loss whose
+    gradient overflows to inf."""
+    rng = np.random.default_rng(0)
+    w = tg.Tensor(rng.standard_normal((H, H)), requires_grad=True, name="w")
+    h, outputs = tg.Tensor(np.zeros((N, H))), []
+    for t in range(6):
+        with tg.scope(f"rnn.l0.t{t}"):
+            h = (h @ w.T + 1.0).tanh()
+            h.name = "h"
+        outputs.append(h)
+        if t == 2:
+            h = h.detach()
+    loss = tg.stack(outputs).sum() * tg.Tensor(np.array(np.inf), name="huge")
+    viz.retain_grads(loss)
+    loss.backward()
+    return viz.page(loss)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_a_detach_cut_and_an_exploding_step_are_marked() -> None:
+    """The cut is marked at the step that reads it; inf is carried as 'inf' (JSON has no inf), not as
+    'no grad kept'."""
+    (chain,) = page_data(cut_page())["chains"]
+    assert chain["cuts"] == [3] and chain["t"] == list(range(6))
+    assert set(chain["parts"]["h"]) <= {"inf", "nan"}
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+def test_the_cut_and_an_exploding_step_in_the_browser(browser, tmp_path: Path) -> None:
+    tab, errors = open_page(browser, cut_page().save(tmp_path / "c.html"))
+    assert tab.eval_on_selector_all("#tg-strip-0 rect.cut", "rs => rs.map(r => r.getAttribute('x'))") == ["3"]
+    fills = tab.eval_on_selector_all("#tg-strip-0 rect[data-t]", "rs => rs.map(r => r.getAttribute('fill'))")
+    assert fills == [PALETTE[-1]] * 6  # inf (or nan): the hottest colour, as the static pictures
+    tab.keyboard.press("End")
+    assert "reads a state cut by detach()" not in tab.inner_text("#tg-step-title")
+    tab.fill("#tg-slider", "3")
+    assert tab.inner_text("#tg-step-title").endswith("reads a state cut by detach()") and errors == []
