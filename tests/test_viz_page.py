@@ -60,7 +60,7 @@ def page_data(page: viz.Page) -> dict:
     return json.loads(match.group(1).replace("<\\/", "</"))
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     st.sampled_from(sorted(LAYERS)), st.integers(1, 6), st.integers(1, 2), st.booleans(), st.integers(0, 99)
 )
