@@ -23,7 +23,8 @@ $(BASE): setup.cfg pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
 	touch $@
 
-# pytest, hypothesis, ruff, tqdm and the notebook tools
+# pytest, hypothesis, ruff, tqdm, the notebook tools and playwright (it drives the system chromium in
+# tests/test_viz_page.py; it never downloads a browser: no `playwright install`)
 $(DEV): $(BASE)
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@

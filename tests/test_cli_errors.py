@@ -16,7 +16,7 @@ MISTAKES = [
         ["graph", "--hidden-size", "two"],
         "argument --hidden-size/--hidden: expected a positive integer, got 'two'",
     ),
-    (["graph", "-o", "g.jpg"], "expected a file ending in .svg, .png, .pdf, .dot, got 'g.jpg'"),
+    (["graph", "-o", "g.jpg"], "expected a file ending in .svg, .png, .pdf, .dot, .html, got 'g.jpg'"),
     (["graph", "-o", "missing/g.svg"], "the folder 'missing' of 'missing/g.svg' does not exist"),
     (["graph", "-o", "file.txt/g.svg"], "'file.txt' (the folder of 'file.txt/g.svg') is a file"),
     (["graph", "-o", "folder.svg"], "'folder.svg' is a directory"),

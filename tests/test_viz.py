@@ -1,6 +1,7 @@
 """viz: the DOT that `draw` writes, parsed (clusters, weight edges, labels, colours), and real renders."""
 
 import html
+import math
 import re
 import shutil
 import subprocess
@@ -12,10 +13,13 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
+from hypothesis import given as generated
+from hypothesis import settings
+from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import viz
-from tinygrad_rnn.viz.style import NO_GRAD, PALETTE, ZERO
+from tinygrad_rnn.viz.style import NO_GRAD, PALETTE, ZERO, GradScale
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 N, D, H = 2, 3, 4
@@ -146,8 +150,11 @@ def test_one_cluster_per_step_and_one_weight_edge_per_step(cell: str, transpose_
     assert out_degree(dot, node_id(dot, "weight_hh_l0")) == 5
     assert out_degree(dot, node_id(dot, "bias_hh_l0")) == 5
     assert out_degree(dot, node_id(dot, "weight_ih_l0")) == 1  # the projection of all steps at once
-    cells = parse(viz.draw(loss, detail="cells"))
-    assert out_degree(cells, node_id(cells, "weight_hh_l0")) == 5
+    cells = parse(viz.draw(loss, detail="cells"))  # one edge into the layer's box, not one per cell
+    (edge,) = [e for e in cells.edges if e[0] == node_id(cells, "weight_hh_l0")]
+    assert edge[2]["lhead"] == "cluster_layer0"
+    stacked = [e for e in cells.edges if e[1] == node_id(cells, "Stack")]
+    assert len(stacked) == 1 and stacked[0][2]["ltail"] == "cluster_layer0"
 
 
 @pytest.mark.parametrize("layer", [tg.nn.RNN, tg.nn.LSTM, tg.nn.GRU])
@@ -232,7 +239,8 @@ def test_show_grads_colours_by_log_norm_with_zero_and_missing_grads_apart() -> N
     assert fill["g"] == NO_GRAD  # an input keeps no grad
     assert fill["mid = Add"] not in (PALETTE[0], PALETTE[-1], ZERO, NO_GRAD)
     assert "|grad| = 2.00e+00" in dot.nodes[node_id(dot, "mid = Add")]["label"]
-    assert "|grad|, one log scale for all nodes" in dot.nodes["legend"]["label"]
+    assert "|grad|, one log scale</b>" in dot.nodes["legend"]["label"]
+    assert "for all nodes (a scale spans at least a factor of 10)" in dot.nodes["legend"]["label"]
     assert "legend" not in parse(viz.draw(loss)).nodes
 
 
@@ -335,7 +343,7 @@ def test_bad_arguments_are_named() -> None:
     loss, _ = recurrent("rnn", steps=1)
     with pytest.raises(TypeError, match="expected a Tensor"):
         viz.draw(loss.data)
-    with pytest.raises(ValueError, match="detail must be 'ops' or 'cells'"):
+    with pytest.raises(ValueError, match="detail must be 'ops', 'cells' or 'textbook'"):
         viz.draw(loss, detail="layers")
     with pytest.raises(ValueError, match="max_steps must be a positive int"):
         viz.draw(loss, max_steps=0)
@@ -524,19 +532,46 @@ def test_svg_tooltips_carry_shape_dtype_and_grad_norm(tmp_path: Path) -> None:
     assert any(t.startswith("LSTM l0 t1\nh: (2, 4) float64") for t in titles)
 
 
-def test_per_quantity_scale_spreads_each_quantity_over_the_palette() -> None:
+def test_per_quantity_scale_colours_each_quantity_across_its_steps() -> None:
     loss, _ = recurrent("rnn", steps=6)
     viz.retain_grads(loss)
     loss.backward()
     dot = parse(viz.draw(loss, detail="cells", show_grads=True))
-    cells = [a["fillcolor"] for a in dot.nodes.values() if a["label"].startswith("RNN")]
-    assert PALETTE[0] in cells and PALETTE[-1] in cells  # the smallest and the largest ‖dL/dh_t‖ differ
+    cells = {a["label"].split("\\n")[0]: a for a in dot.nodes.values() if a["label"].startswith("RNN")}
+    norms = {k: float(re.search(r"\|dL/dh\| = (\S+)", a["label"]).group(1)) for k, a in cells.items()}
+    scale = GradScale(norms.values())
+    assert {k: a["fillcolor"] for k, a in cells.items()} == {k: scale.colour(n) for k, n in norms.items()}
     legend = dot.nodes["legend"]["label"]
-    assert "log scale per quantity" in legend and "rnn l0 cells: " in legend
+    assert "log scale per quantity" in legend and "rnn l0 cells (|dL/dh|): " in legend
     whole = parse(viz.draw(loss, detail="cells", show_grads=True, grad_scale="global"))
-    assert "one log scale for all nodes" in whole.nodes["legend"]["label"]
+    assert "for all nodes" in whole.nodes["legend"]["label"]
     with pytest.raises(ValueError, match="grad_scale must be 'quantity' or 'global'"):
         viz.draw(loss, grad_scale="local")
+
+
+@settings(max_examples=60, deadline=None)
+@generated(
+    st.floats(-6, 6),
+    st.lists(st.floats(0, 1), min_size=2, max_size=20),
+    st.floats(0.01, 4),
+)
+def test_a_colour_scale_spreads_as_far_as_the_ratio_max_min(
+    centre: float, shares: list, decades: float
+) -> None:
+    """The colours span the palette only when the norms span at least a factor of 10: a ±10 % wobble
+    stays in the light middle, a factor of 10**decades reaches both ends once decades ≥ 1."""
+    shares = [0.0, 1.0, *shares]
+    norms = [10 ** (centre + decades * s) for s in shares]
+    scale = GradScale(norms)
+    bins = [scale.bin(n) for n in norms]
+    if decades >= 1:
+        assert min(bins) == 0 and max(bins) == len(PALETTE) - 1
+    else:  # widened about the middle: bins within the share of the palette the ratio covers
+        spread = math.ceil(decades * len(PALETTE)) + 1
+        assert max(bins) - min(bins) <= spread
+        assert min(bins) >= (len(PALETTE) - spread) // 2 - 1 and max(bins) <= (len(PALETTE) + spread) // 2
+    wobble = GradScale([0.93, 1.13, 1.0])
+    assert {wobble.colour(n) for n in (0.93, 1.0, 1.13)} <= {PALETTE[4], PALETTE[5]}
 
 
 def test_an_interrupted_render_leaves_no_renderer_running(
@@ -558,3 +593,130 @@ def test_an_interrupted_render_leaves_no_renderer_running(
     with pytest.raises(KeyboardInterrupt):
         viz.render(loss, tmp_path / "g.svg")
     assert started[0].poll() is not None  # killed and reaped, not left running
+
+
+def test_a_weights_slices_are_the_weight_and_a_cells_state_parts_are_named() -> None:
+    """weight_hh[:H].T in every step is weight_hh (one edge per step, no slice node per step), and
+    an unnamed second state part reads as state[1], in every step and the last one too."""
+    rng = np.random.default_rng(0)
+    w = tg.Tensor(rng.standard_normal((2 * H, H)), requires_grad=True, name="weight_hh")
+    h = c = tg.Tensor(np.zeros((N, H)))
+    for t in range(3):
+        with tg.scope(f"mycell.l0.t{t}"):
+            c = c * 0.5 + (h @ w[:H].T).tanh()
+            h = named((h @ w[H:].T + c).tanh(), "h")
+    dot = parse(viz.draw(h.sum(), params={"weight_hh": w}))
+    assert not [a for a in dot.nodes.values() if a["label"].startswith("GetItem")]
+    assert out_degree(dot, node_id(dot, "weight_hh")) == 3
+    labels = [a["label"].split("\\n")[0] for a in dot.nodes.values()]
+    assert labels.count("state[1] = Add") == 3 and not any("state[2]" in label for label in labels)
+
+
+class LayerNormLSTMCell(tg.nn.Module):
+    """A big cell (about 50 ops a step): an LSTM whose gate pre-activations and cell state are
+    layer-normalised, as in Ba et al. 2016."""
+
+    def __init__(self, input_size: int, hidden_size: int, *, dtype=None, rng=None) -> None:
+        super().__init__()
+        rng, G = np.random.default_rng(rng), 4 * hidden_size
+        self.hidden_size = hidden_size
+        self.weight_ih = tg.nn.Parameter(rng.uniform(-0.5, 0.5, (G, input_size)))
+        self.weight_hh = tg.nn.Parameter(rng.uniform(-0.5, 0.5, (G, hidden_size)))
+        self.gain_ih, self.gain_hh = tg.nn.Parameter(np.ones(G)), tg.nn.Parameter(np.ones(G))
+        self.gain_c = tg.nn.Parameter(np.ones(hidden_size))
+
+    def forward(self, x: tg.Tensor, state=None):
+        h, c = state if state is not None else (tg.zeros(x.shape[0], self.hidden_size, dtype=x.dtype),) * 2
+        gates = norm(x @ self.weight_ih.T, self.gain_ih) + norm(h @ self.weight_hh.T, self.gain_hh)
+        i, f, g, o = gates.chunk(4, 1)
+        c = f.sigmoid() * c + i.sigmoid() * g.tanh()
+        return o.sigmoid() * norm(c, self.gain_c).tanh(), c
+
+
+def norm(v: tg.Tensor, gain: tg.Tensor) -> tg.Tensor:
+    centred = v - v.mean(axis=1, keepdims=True)
+    return centred / ((centred * centred).mean(axis=1, keepdims=True) + 1e-5).sqrt() * gain
+
+
+def test_a_big_cells_op_picture_at_a_hundred_steps_renders_in_seconds(tmp_path: Path) -> None:
+    if viz.find_renderer("svg") is None:
+        pytest.skip("no renderer: neither the system Graphviz nor graphviz-pure")
+    model = tg.nn.Recurrent(LayerNormLSTMCell, D, H, dtype=np.float64, rng=0)
+    rng = np.random.default_rng(0)
+    output, _ = model(tg.Tensor(rng.standard_normal((100, N, D)), name="x"))
+    loss = (output * tg.Tensor(rng.standard_normal(output.shape))).sum()
+    picture = viz.draw(loss, params=model)  # the defaults: a few of its ~50-op steps, not 16
+    kept = len(step_clusters(parse(picture)))
+    assert 2 <= kept < viz.READABLE_STEPS and f"(max_steps={kept})" in picture.elided
+    start = time.perf_counter()
+    viz.render(picture, tmp_path / "ln.svg")
+    assert time.perf_counter() - start < 30  # about 4 s with graphviz-pure; 16 steps took over 60 s
+    assert len(step_clusters(parse(viz.draw(loss, detail="cells")))) == 0  # cells: the 16 defaults
+    assert parse(viz.draw(loss, detail="cells")).nodes.keys() >= {f"c0t{t}" for t in range(8)}
+
+
+def test_the_readme_pictures_fit_its_width(tmp_path: Path) -> None:
+    """The README's pictures (`--rankdir TB`) are at most 750 pt (1,000 px) wide, legend included."""
+    from tinygrad_rnn.cli import main
+
+    if viz.find_renderer("svg") is None:
+        pytest.skip("no renderer: neither the system Graphviz nor graphviz-pure")
+    for cell in ("rnn", "lstm", "gru"):
+        for options in ([], ["--detail", "cells", "--grads"]):
+            out = tmp_path / f"{cell}.svg"
+            assert (
+                main(["graph", "--cell", cell, "--steps", "3", "--rankdir", "TB", *options, "-o", str(out)])
+                == 0
+            )
+            width = float(re.search(r'<svg width="([\d.]+)pt"', out.read_text("utf-8")).group(1))
+            assert width <= 750, (cell, options, width)
+
+
+def test_the_textbook_figure_of_one_layer() -> None:
+    """x_t, U x_t, h_t, V h_t per step, the weights named once, the loss as one node; W along time."""
+    rng = np.random.default_rng(0)
+    lm = tg.nn.LanguageModel(5, 3, 4, cell="rnn", dtype=np.float64, rng=1)
+    logits, _ = lm(tg.Tensor(rng.integers(0, 5, (4, 1))))
+    loss = tg.nn.functional.cross_entropy(
+        logits.reshape(4, 5), tg.Tensor(rng.integers(0, 5, 4)), reduction="sum"
+    )
+    loss.name = "loss"
+    viz.retain_grads(loss)
+    loss.backward()
+    picture = viz.draw(loss, detail="textbook", params=lm, show_grads=True)
+    dot = parse(picture)
+    labels = {n: a["label"].split("\\n")[0] for n, a in dot.nodes.items()}
+    subscripts = "₀₁₂₃"
+    for t in range(4):
+        assert labels[f"h{t}"] == f"h{subscripts[t]}" and labels[f"u{t}"] == f"U x{subscripts[t]}"
+        assert labels[f"v{t}"] == f"V h{subscripts[t]}" and (f"v{t}", "loss") in {
+            (a, b) for a, b, _ in dot.edges
+        }
+    assert [(a, b) for a, b, e in dot.edges if e.get("label") == "W"] == [
+        ("h0", "h1"),
+        ("h1", "h2"),
+        ("h2", "h3"),
+    ]
+    assert labels["loss"] == "loss = Σ_t L_t"
+    assert "W: rnn.weight_hh_l0; V: decoder.weight, decoder.bias" in picture.source
+    assert not any(label.startswith(("rnn.weight", "decoder.")) for label in labels.values())  # no tangle
+    norms = {t: float(np.linalg.norm(n.grad.data)) for t, n in enumerate(step_hs(loss))}
+    for t, norm in norms.items():
+        assert f"|dL/dh| = {norm:.2e}" in dot.nodes[f"h{t}"]["label"]
+    lstm = tg.nn.LSTM(3, 4, dtype=np.float64, rng=0)
+    out, _ = lstm(tg.Tensor(rng.standard_normal((3, 2, 3)), name="x"))
+    cells = parse(viz.draw(out.sum(), detail="textbook"))
+    assert [cells.nodes[f"h{t}"]["label"] for t in range(3)] == ["h₀\\nc₀", "h₁\\nc₁", "h₂\\nc₂"]
+    assert [cells.nodes[f"x{t}"]["label"] for t in range(3)] == ["x₀", "x₁", "x₂"]
+    deep = tg.nn.RNN(3, 4, num_layers=2, dtype=np.float64, rng=0)
+    with pytest.raises(ValueError, match="textbook' draws one layer in one direction"):
+        viz.draw(deep(tg.Tensor(np.ones((3, 2, 3))))[0].sum(), detail="textbook")
+
+
+def step_hs(loss: tg.Tensor) -> list:
+    """The nodes named h, in time order (the steps of a one-layer graph), read off the graph."""
+    from tinygrad_rnn.nn.scopes import parse_step_scope
+    from tinygrad_rnn.viz.walk import topological
+
+    found = {parse_step_scope(n.scope).t: n for n in topological(loss.node) if n.name == "h" and n.scope}
+    return [found[t] for t in sorted(found)]

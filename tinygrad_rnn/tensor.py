@@ -220,6 +220,12 @@ class Node:
         return self._ctx is not None and getattr(self._ctx.origin(self._index)[0], "rearranges", False)
 
     @property
+    def selects(self) -> bool:
+        """Whether the op that made this tensor may return part of its input as a view (Function.view:
+        a slice, a split piece), so a picture can draw a parameter's slice as the parameter."""
+        return self._ctx is not None and getattr(self._ctx.origin(self._index)[0], "view", False)
+
+    @property
     def is_leaf(self) -> bool:
         return self._ctx is None
 

@@ -2,14 +2,18 @@
 
 Every tensor the command makes is named (x, h0, c0, the loss weights G, loss). Sequences longer than
 `viz.READABLE_STEPS` are drawn with their middle steps elided unless `--all-steps` is given, and a
-render that takes longer than `--timeout` seconds is stopped. The picture is written to a temporary
-file beside the target and renamed over it, so an interrupted render leaves nothing half-written.
+render that takes longer than `--timeout` seconds is stopped. An .html output is the page
+(`viz.page`): every step of every layer-direction, to explore in a browser. Either is written to a
+temporary file beside the target and renamed over it, so an interrupted render leaves nothing
+half-written.
 """
 
 import argparse
 import os
 import shutil
 import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,10 +69,14 @@ def _graph(args: argparse.Namespace) -> int:
     output, _ = model(x, hx, lengths=lengths)
     loss = (output * Tensor(rng.standard_normal(output.shape), name="G")).sum()
     loss.name = "loss"
-    if args.grads:
+    page = args.output.suffix.lower() == ".html"
+    if args.grads or page:
         viz.retain_grads(loss)
     loss.backward()
-    max_steps = None if args.all_steps else args.max_steps
+    if page:
+        page_of = viz.page(loss, params=model, timeout=args.timeout)
+        return _written(args.output, page_of.save)
+    max_steps = None if args.all_steps else args.max_steps or "auto"
     picture = viz.draw(
         loss,
         detail=args.detail,
@@ -79,16 +87,22 @@ def _graph(args: argparse.Namespace) -> int:
     )
     if picture.elided:
         print(f"tinygrad-rnn graph: {picture.elided}; --all-steps draws every step", file=sys.stderr)
-    temporary = args.output.with_name(f".{args.output.name}.{os.getpid()}.tmp{args.output.suffix}")
+    return _written(args.output, lambda path: viz.render(picture, path, timeout=args.timeout))
+
+
+def _written(target: Path, write: Callable[[Path], Any]) -> int:
+    """`write(temporary)` beside the target, then the temporary renamed over it; say where it wrote
+    (0) or why it could not (1)."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp{target.suffix}")
     try:
-        viz.render(picture, temporary, timeout=args.timeout)
-        os.replace(temporary, args.output)
+        write(temporary)
+        os.replace(temporary, target)
     except viz.RenderError as error:
         print(f"tinygrad-rnn graph: error: {error}", file=sys.stderr)
         return 1
     finally:
         temporary.unlink(missing_ok=True)
-    print(f"wrote {args.output}")
+    print(f"wrote {target}")
     return 0
 
 
@@ -105,8 +119,8 @@ def add_graph_parser(commands: Any) -> None:
     steps.add_argument(
         "--max-steps",
         type=positive_int,
-        default=viz.READABLE_STEPS,
-        help=f"draw the first and last steps of each layer, the rest as one (default {viz.READABLE_STEPS})",
+        help=f"draw the first and last steps of each layer, the rest as one (default {viz.READABLE_STEPS}, "
+        "fewer for a big cell's ops)",
     )
     steps.add_argument("--all-steps", action="store_true", help="draw every step, however many")
     p.add_argument(
@@ -128,7 +142,7 @@ def add_graph_parser(commands: Any) -> None:
         "--output",
         type=output_file(FORMATS, {"gv": "dot"}),
         default="graph.svg",
-        help=f"file to write (.{', .'.join(FORMATS)}; pdf needs the system Graphviz)",
+        help=f"file to write (.{', .'.join(FORMATS)}; pdf needs the system Graphviz; html: a page)",
     )
     add_threads_option(p)
     p.set_defaults(run=graph)

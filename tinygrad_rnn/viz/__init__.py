@@ -1,4 +1,5 @@
-"""Pictures of the unrolled computation graph: `draw` builds a graphviz Digraph, `render` writes it.
+"""Pictures of the unrolled computation graph: `draw` builds a graphviz Digraph, `render` writes it;
+`page` makes one self-contained HTML page to explore every step (`render(loss, "g.html")` writes it).
 
 The only part of tinygrad_rnn that imports graphviz. It reads the graph through the Tensor's public
 surface (parents, op, output_index, shape, dtype, grad, scope, name, detached).
@@ -8,14 +9,17 @@ from .backends import RENDER_TIMEOUT, RenderError, find_renderer
 from .drawing import READABLE_STEPS, Picture, draw
 from .rendering import render
 from .walk import retain_grads
+from .webpage import Page, page
 
 __all__ = [
     "READABLE_STEPS",
     "RENDER_TIMEOUT",
+    "Page",
     "Picture",
     "RenderError",
     "draw",
     "find_renderer",
+    "page",
     "render",
     "retain_grads",
 ]

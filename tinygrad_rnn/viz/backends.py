@@ -8,7 +8,7 @@ import subprocess
 import sysconfig
 from pathlib import Path
 
-FORMATS = ("svg", "png", "pdf", "dot")
+FORMATS = ("svg", "png", "pdf", "dot", "html")  # html: the page (webpage.py), laid out as svg
 PURE_FORMATS = ("svg", "png")
 RENDER_TIMEOUT = 60.0  # seconds; a few hundred steps at op detail would take minutes and gigabytes
 

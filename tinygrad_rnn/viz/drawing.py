@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import graphviz
@@ -17,18 +18,21 @@ from .style import (
     GradScales,
     describe,
     grad_norm,
-    grad_text,
     node_label,
     quantity,
     text,
     tooltip,
 )
+from .textbook import textbook
 
-DETAILS = ("ops", "cells")
+DETAILS = ("ops", "cells", "textbook")
 RANKDIRS = ("LR", "RL", "TB", "BT")
 SCALES = ("quantity", "global")
 READABLE_STEPS = 16  # more steps per layer than this are elided unless max_steps says otherwise
-FONT = "Helvetica"
+# at op detail, the default keeps fewer steps of a big cell: about this many op nodes in the steps
+# drawn (a LayerNorm LSTM's 4 steps render in about 3 s with graphviz-pure; its 16 took minutes)
+OP_BUDGET = 200
+FONT = "DejaVu Sans"  # metrics graphviz-pure knows, and the font found where it draws text
 Edges = dict[tuple[str, str], dict[str, str]]
 
 
@@ -53,7 +57,7 @@ def draw(
     detail: str = "ops",
     show_shapes: bool = True,
     show_grads: bool = False,
-    max_steps: int | None = READABLE_STEPS,
+    max_steps: int | str | None = "auto",
     params: Any = None,
     rankdir: str = "LR",
     show_dtype: bool = False,
@@ -67,10 +71,14 @@ def draw(
     - Ops run under a step scope (``lstm.l0.t3``, any cell's name in place of lstm) sit in one cluster
       per step inside one cluster per layer and direction; ops under any other scope of your own sit
       in a dashed cluster named after it; the rest stand outside. `detail='cells'` draws each step of
-      each layer and direction as one node ('LSTM l0 t3', 'PeepholeLSTMCell l0 t3').
-    - `max_steps=k` (default READABLE_STEPS = 16) keeps the first ceil(k/2) and last floor(k/2) steps
-      of each layer and direction and draws the rest as one elision node, as the picture's title
-      says; `max_steps=None` draws every step (a few hundred steps take minutes to lay out).
+      each layer and direction as one node ('LSTM l0 t3', 'PeepholeLSTMCell l0 t3'); `'textbook'`
+      draws one layer as the textbook's unrolled figure (x_t, U x_t, h_t, V h_t, the loss as one
+      node; time left to right, data bottom to top, so `rankdir` does not apply): textbook.py.
+    - `max_steps=k` keeps the first ceil(k/2) and last floor(k/2) steps of each layer and direction
+      and draws the rest as one elision node, as the picture's title says; `max_steps=None` draws
+      every step (a few hundred steps take minutes to lay out). The default 'auto' is
+      READABLE_STEPS = 16, fewer at op detail when the steps hold more than OP_BUDGET = 200 ops in
+      all (at least 2), so a big cell's picture renders in seconds.
     - `show_grads` (after backward) colours nodes by log10 ‖grad‖ with a legend; call
       `retain_grads(root)` before backward so intermediate tensors keep theirs. Grey: no grad kept.
       `grad_scale='quantity'` spans one scale per quantity (the cells of one layer, one op of the
@@ -82,8 +90,7 @@ def draw(
     """
     _check(root, detail, max_steps, rankdir, grad_scale)
     nodes, root_index = build(root, parameter_names(params))
-    layout = _Layout(nodes, root_index, detail == "cells", max_steps)
-    painter = _Painter(layout, show_shapes, show_dtype, show_grads, grad_scale)
+    max_steps = _kept_steps(nodes, detail, max_steps)
     graph = Picture(
         "tinygrad_rnn",
         graph_attr={"rankdir": rankdir, "compound": "true", "fontname": FONT, "fontsize": "12"},
@@ -96,6 +103,11 @@ def draw(
         },
         edge_attr={"arrowsize": "0.6"},
     )
+    if detail == "textbook":
+        textbook(graph, nodes, root_index, show_grads, max_steps)
+        return graph
+    layout = _Layout(nodes, root_index, detail == "cells", max_steps)
+    painter = _Painter(layout, show_shapes, show_dtype, show_grads, grad_scale)
     for chain in layout.chains:
         graph.subgraph(painter.layer(chain))
     cut = [node for node in nodes if node.kind == DETACHED]
@@ -120,7 +132,10 @@ def draw(
     for (src, dst), attrs in layout.edges.items():
         graph.edge(src, dst, **attrs)
     if show_grads:
-        graph.node("legend", label=painter.scales.legend(), shape="plaintext", style="")
+        with graph.subgraph(name="legend_rank") as bottom:  # last in time order (below, in TB), not beside
+            bottom.attr(rank="sink")
+            bottom.node("legend", label=painter.scales.legend(), shape="plaintext", style="")
+        graph.edge(layout.units[layout.root], "legend", style="invis")
     graph.elided = layout.elided_text(max_steps)
     if graph.elided:
         graph.attr(label=text(graph.elided + "; max_steps=None draws every step"), labelloc="t")
@@ -195,7 +210,36 @@ class _Layout:
             edges[(units[s], next(iter(targets)))] = lhead
         if self.cells and self.kept(nodes[self.root].step):
             outputs.setdefault(units[self.root], {})[self.root] = None
-        return edges, outputs
+        return (self._bundled(edges) if self.cells else edges), outputs
+
+    def _bundled(self, edges: Edges) -> Edges:
+        """The cells' edges with one edge into a layer's box for a tensor that several of its cells
+        read (a weight, the input projection), and one out of it for a value several cells feed (the
+        stacked outputs): no tangle of an edge per step."""
+        chain_of = {
+            self.units[node.index]: node.step.chain
+            for node in self.nodes
+            if node.step is not None and self.units[node.index] != f"n{node.index}"
+        }
+        into: dict[tuple[str, Chain], list[str]] = {}
+        out_of: dict[tuple[Chain, str], list[str]] = {}
+        for src, dst in edges:
+            if src not in chain_of and dst in chain_of:
+                into.setdefault((src, chain_of[dst]), []).append(dst)
+            elif src in chain_of and dst not in chain_of:
+                out_of.setdefault((chain_of[src], dst), []).append(src)
+        bundled = dict(edges)
+        for (src, chain), targets in into.items():
+            if len(targets) > 1:
+                for dst in targets:
+                    del bundled[(src, dst)]
+                bundled[(src, targets[0])] = {"lhead": f"cluster_layer{self.chain_ids[chain]}"}
+        for (chain, dst), sources in out_of.items():
+            if len(sources) > 1:
+                for src in sources:
+                    del bundled[(src, dst)]
+                bundled[(sources[-1], dst)] = {"ltail": f"cluster_layer{self.chain_ids[chain]}"}
+        return bundled
 
 
 class _Painter:
@@ -220,9 +264,11 @@ class _Painter:
             for chain, steps in layout.chains.items():
                 for t in steps:
                     cell = layout.cell(Step(chain, t))
-                    members = layout.outputs.get(cell, {})
-                    self.norms[cell] = grad_norm(tk for k in members for tk in layout.nodes[k].tensors)
-                    self.quantities[cell] = f"{chain.title} cells"
+                    leaving = [layout.nodes[k] for k in layout.outputs.get(cell, {})]
+                    # coloured by what the step outputs, h (the layer names it), else its first value
+                    h = next((n for n in leaving if n.name == "h"), leaving[0] if leaving else None)
+                    self.norms[cell] = grad_norm(h.tensors) if h is not None else None
+                    self.quantities[cell] = f"{chain.title} cells (|dL/d{_part(h) if h else 'h'}|)"
         self.scales = GradScales(self.norms, self.quantities if grad_scale == "quantity" else None)
 
     def layer(self, chain: Chain) -> graphviz.Digraph:
@@ -281,14 +327,16 @@ class _Painter:
                 )
         norm = self.norms.get(name)
         attrs = {"fillcolor": CELL_FILL}
+        grads = [
+            f"|dL/d{_part(n)}| = {grad_norm(n.tensors):.2e}" for n in leaving if n.tensors[0].grad is not None
+        ]
         if self.show_grads:
             attrs["fillcolor"] = self.scales.colour(name, norm)
-            if norm is not None:
-                lines.append(grad_text(norm))
+            lines += grads
             if attrs["fillcolor"] in DARK:
                 attrs["fontcolor"] = "white"
         tip = [tooltip(n.name or n.op, n.tensors, None) for n in leaving]
-        attrs["tooltip"] = graphviz.nohtml("\\n".join([lines[0], *tip] + ([grad_text(norm)] if norm else [])))
+        attrs["tooltip"] = graphviz.nohtml("\\n".join([lines[0], *tip, *grads]))
         into.node(name, label=graphviz.nohtml("\\n".join(lines)), **attrs)
 
     @staticmethod
@@ -297,15 +345,33 @@ class _Painter:
         into.node(f"elision{chain}", label=label, style="dashed,rounded", fillcolor="none")
 
 
+def _part(node: Node) -> str:
+    """What a value leaving a cell is called in its |dL/d·| line: its name, else its op."""
+    return text(node.name or node.op)
+
+
+def _kept_steps(nodes: list[Node], detail: str, max_steps: int | str | None) -> int | None:
+    """`max_steps`, with 'auto' made READABLE_STEPS, or at op detail as many steps (at least 2) as
+    fit OP_BUDGET ops given the largest step."""
+    if max_steps != "auto":
+        return max_steps  # type: ignore[return-value]
+    if detail != "ops":
+        return READABLE_STEPS
+    per_step = Counter(node.step for node in nodes if node.step is not None)
+    return max(2, min(READABLE_STEPS, OP_BUDGET // max(per_step.values(), default=1)))
+
+
 def _check(root: Any, detail: Any, max_steps: Any, rankdir: Any, grad_scale: Any) -> None:
     if not isinstance(root, Tensor):
         raise TypeError(f"draw: expected a Tensor (typically the loss), got {type(root).__name__}")
     if detail not in DETAILS:
-        raise ValueError(f"draw: detail must be 'ops' or 'cells', got {detail!r}")
-    if max_steps is not None and (
-        isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1
+        raise ValueError(f"draw: detail must be 'ops', 'cells' or 'textbook', got {detail!r}")
+    if (
+        max_steps is not None
+        and max_steps != "auto"
+        and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1)
     ):
-        raise ValueError(f"draw: max_steps must be a positive int or None, got {max_steps!r}")
+        raise ValueError(f"draw: max_steps must be a positive int, 'auto' or None, got {max_steps!r}")
     if rankdir not in RANKDIRS:
         raise ValueError(f"draw: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if grad_scale not in SCALES:

@@ -2,8 +2,8 @@
 
 Three simplifications keep pictures readable. The outputs of one multi-output op (the pieces of a
 `chunk`) share one node. Scalar constants (the 1 in ``1 - z``) are not nodes but appear in their
-op's label. A parameter's view (``weight.T``, a reshape or a cast) is the parameter itself, so each
-use of a weight is an edge straight from its node.
+op's label. A parameter's view (``weight.T``, a reshape, a cast, and with `params` a slice) is the
+parameter itself, so each use of a weight is an edge straight from its node.
 """
 
 from __future__ import annotations
@@ -82,7 +82,11 @@ def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
             drawn_as.append(_CONSTANT)
             constant_text[k] = f"{t.item():g}"
             continue
-        if t.rearranges and len(parents) == 1 and drawn_as[parents[0]] != _CONSTANT:  # Function.rearranges
+        # an op that rearranges a parameter (Function.rearranges) is drawn as it; so is a slice of a
+        # parameter named by `params` (weight_hh[:H] is weight_hh, not a node in every step); without
+        # `params` an input that requires grad counts as a parameter, and its x[t] stays apart
+        viewing = t.rearranges or (t.selects and bool(names))
+        if viewing and len(parents) == 1 and drawn_as[parents[0]] != _CONSTANT:
             source = nodes[drawn_as[parents[0]]]
             if source.kind == PARAM:
                 drawn_as.append(source.index)
@@ -98,7 +102,43 @@ def build(root: Tensor, names: dict[int, str]) -> tuple[list[Node], int]:
         if not t.is_leaf:
             calls[id(t.parents)] = (t.parents, nodes[-1].index)
     _adopt(nodes)
+    _name_states(nodes)
     return nodes, drawn_as[position[id(root)]]
+
+
+def state_parts(nodes: list[Node]) -> set[int]:
+    """The step ops whose value another step of the same chain reads: the state a step passes on."""
+    parts = set()
+    for node in nodes:
+        for s in node.sources:
+            source = nodes[s]
+            if (
+                source.kind == OP
+                and source.step is not None
+                and node.step is not None
+                and node.step != source.step
+                and node.step.chain == source.step.chain
+            ):
+                parts.add(s)
+    return parts
+
+
+def _name_states(nodes: list[Node]) -> None:
+    """Name the unnamed state parts ``state[k]`` (the layer names h; an LSTM-like cell's own ``m``
+    then reads as a state, not 'Add'). A part is the i-th of its step's unnamed ops that a step of
+    its chain with as many unnamed ops passes on, so the last step's, which no step reads, is named."""
+    unnamed: dict[Step, list[Node]] = {}
+    for node in nodes:
+        if node.kind == OP and node.step is not None and node.name is None:
+            unnamed.setdefault(node.step, []).append(node)
+    passed = state_parts(nodes)
+    positions: dict[tuple[Any, int], set[int]] = {}
+    for step, members in unnamed.items():
+        found = {i for i, n in enumerate(members) if n.index in passed}
+        positions.setdefault((step.chain, len(members)), set()).update(found)
+    for step, members in unnamed.items():
+        for k, i in enumerate(sorted(positions[(step.chain, len(members))])):
+            members[i].name = f"state[{k + 1}]"
 
 
 def _is_constant(t: Tensor) -> bool:

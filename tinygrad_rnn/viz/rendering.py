@@ -11,6 +11,7 @@ import graphviz
 from ..tensor import Tensor
 from .backends import FORMATS, RENDER_TIMEOUT, RenderError, find_renderer, missing, run
 from .drawing import draw
+from .webpage import page
 
 
 def render(
@@ -25,11 +26,23 @@ def render(
     max_steps, params, ...), or of a Digraph, to `path`.
 
     The format is `format` or the file's suffix: svg and png (the system Graphviz or graphviz-pure),
-    pdf (the system Graphviz only), or dot (the source, always works). Returns the path written.
+    pdf (the system Graphviz only), dot (the source, always works), or html: a Tensor's page
+    (`page(root, params=..., title=...)`, every step explorable; draw's other options, which shape a
+    static picture, do not apply to it). Returns the path written.
     Raises RenderError, after writing the DOT source next to `path`, when no installed program can
     draw the format, and when drawing takes longer than `timeout` seconds (None: no limit); the
     renderer process is killed then, and on any interruption.
     """
+    path = Path(path)
+    fmt = (format if format is not None else path.suffix.lstrip(".")).lower()
+    fmt = "dot" if fmt == "gv" else fmt
+    if fmt == "html" and isinstance(root_or_digraph, Tensor):
+        page_options = {"params", "title"}
+        return page(
+            root_or_digraph, timeout=timeout, **{k: v for k, v in options.items() if k in page_options}
+        ).save(path)
+    if fmt == "html":
+        raise TypeError("render: an html page is made from a Tensor (the loss), not a Digraph")
     if isinstance(root_or_digraph, Tensor):
         graph = draw(root_or_digraph, **options)
     elif isinstance(root_or_digraph, graphviz.Digraph):
@@ -40,9 +53,6 @@ def render(
         raise TypeError(
             f"render: expected a Tensor or a graphviz.Digraph, got {type(root_or_digraph).__name__}"
         )
-    path = Path(path)
-    fmt = (format if format is not None else path.suffix.lstrip(".")).lower()
-    fmt = "dot" if fmt == "gv" else fmt
     if fmt not in FORMATS:
         raise ValueError(
             f"render: format must be one of {', '.join(FORMATS)} (or a path ending so), got {fmt!r}"

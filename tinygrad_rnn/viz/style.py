@@ -103,22 +103,37 @@ def grad_norm(tensors: Iterable[Tensor]) -> float | None:
     return math.sqrt(sum(squares)) if squares else None
 
 
+MIN_DECADES = 1.0  # a colour scale spans at least a factor of 10, so that ±10 % never looks like its ends
+
+
+def log_span(norms: Iterable[float | None]) -> tuple[float, float] | None:
+    """(low, high): log10 of the smallest and largest positive finite norms, widened about their middle
+    to at least MIN_DECADES, so the colours' spread reflects the ratio max/min (0.93 to 1.13 stays in
+    the two middle colours); None when there is no such norm."""
+    logs = [math.log10(n) for n in norms if n is not None and n > 0 and math.isfinite(n)]
+    if not logs:
+        return None
+    low, high = min(logs), max(logs)
+    if high - low < MIN_DECADES:
+        middle = (low + high) / 2
+        low, high = middle - MIN_DECADES / 2, middle + MIN_DECADES / 2
+    return low, high
+
+
 class GradScale:
-    """Maps ‖grad‖ to a colour on a log10 scale spanning the non-zero norms drawn."""
+    """Maps ‖grad‖ to a colour on a log10 scale spanning the non-zero norms drawn (`log_span`)."""
 
     def __init__(self, norms: Iterable[float | None]) -> None:
-        logs = [math.log10(n) for n in norms if n is not None and n > 0 and math.isfinite(n)]
-        self.count = len(logs)
-        self.low = min(logs, default=0.0)
-        self.high = max(logs, default=0.0)
+        drawn = [n for n in norms if n is not None and n > 0 and math.isfinite(n)]
+        self.count = len(drawn)
+        self.smallest, self.largest = min(drawn, default=0.0), max(drawn, default=0.0)
+        self.low, self.high = log_span(drawn) or (-MIN_DECADES / 2, MIN_DECADES / 2)
 
     def bin(self, norm: float) -> int:
         if not math.isfinite(norm):
             return len(PALETTE) - 1
-        if self.high - self.low < 1e-12:
-            return len(PALETTE) // 2
         share = (math.log10(norm) - self.low) / (self.high - self.low)
-        return min(len(PALETTE) - 1, int(share * len(PALETTE)))
+        return max(0, min(len(PALETTE) - 1, int(share * len(PALETTE))))
 
     def colour(self, norm: float | None) -> str:
         if norm is None:
@@ -144,26 +159,28 @@ class GradScales:
     def legend(self) -> str:
         """An HTML-like label. One scale: a row per colour, hottest first, with the smallest ‖grad‖ it
         covers. Per quantity: the colours from smallest to largest in one row, then the range of each
-        quantity with more than one value."""
+        quantity (inputs and parameters included). Either scale spans at least a factor of
+        10**MIN_DECADES (`log_span`), as the legend says."""
+        wide = f"a scale spans at least a factor of {10**MIN_DECADES:g}"
         if self.quantities is not None:
             cells = "".join(f'<td bgcolor="{c}" width="14"> </td>' for c in PALETTE)
             rows = [
-                _row("|grad|, log scale per quantity (each across its steps)", None, 12),
+                _row("|grad|, log scale per quantity", None, 12),
+                _row(f"(each across its steps; {wide})", "", 12),
                 f"<tr><td>smallest</td>{cells}<td>largest</td></tr>",
                 f'<tr><td bgcolor="{ZERO}">0</td><td colspan="11" bgcolor="{NO_GRAD}">no grad kept</td></tr>',
             ]
             for key, scale in sorted(self.scales.items()):
-                if scale.count > 1 and scale.high > scale.low:
-                    line = f"{html.escape(key)}: {10**scale.low:.1e} to {10**scale.high:.1e}"
+                if scale.count > 1:
+                    line = f"{html.escape(key)}: {scale.smallest:.2e} to {scale.largest:.2e}"
                     rows.append(_row(line, "", 12))
+                elif scale.count == 1:
+                    rows.append(_row(f"{html.escape(key)}: {scale.smallest:.2e}", "", 12))
         else:
             scale = self.scales.get("", GradScale([]))
-            rows = [_row("|grad|, one log scale for all nodes", None)]
-            if scale.high - scale.low < 1e-12:
-                bins = [(PALETTE[len(PALETTE) // 2], f"{10**scale.low:.1e}")]
-            else:
-                width = (scale.high - scale.low) / len(PALETTE)
-                bins = [(c, f"&#8805; {10 ** (scale.low + k * width):.1e}") for k, c in enumerate(PALETTE)]
+            rows = [_row("|grad|, one log scale", None), _row(f"for all nodes ({wide})", "")]
+            width = (scale.high - scale.low) / len(PALETTE)
+            bins = [(c, f"&#8805; {10 ** (scale.low + k * width):.1e}") for k, c in enumerate(PALETTE)]
             for colour, value in [*reversed(bins), (ZERO, "0"), (NO_GRAD, "no grad kept")]:
                 rows.append(_row(value, colour))
         return (
