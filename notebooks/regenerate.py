@@ -8,6 +8,7 @@ differ from run to run without the code changing:
 - object addresses: "<Picture at 0x7f…>" becomes "<Picture at 0x…>";
 - SVG pictures are compared by what they show, their text (entities decoded) and their colours, not
   by coordinates (the system Graphviz and graphviz-pure lay out the same DOT a little differently);
+  so is the page (`viz.page`, an HTML iframe holding the pictures of its steps);
 - PNG plots must have the same size and differ in at most 0.1 % of their pixels (antialiasing).
 
 Cells tagged "torch" are compared only where PyTorch is installed.
@@ -99,8 +100,11 @@ def normalized(outputs: list[nbformat.NotebookNode]) -> list[tuple[str, Any]]:
             items.append(("error", f"{output['ename']}: {output['evalue']}"))
         else:
             for mime, value in sorted(output.get("data", {}).items()):
-                if mime == "image/svg+xml":
-                    items.append((mime, _svg(value)))
+                joined = "".join(value) if isinstance(value, list) else str(value)
+                if mime == "image/svg+xml" or (mime == "text/html" and "&lt;svg" in joined):
+                    # a picture, or the page (an iframe holding pictures): by its texts and colours,
+                    # since the layout's coordinates depend on the renderer (dot or graphviz-pure)
+                    items.append(("image/svg+xml", _svg(html.unescape(joined))))
                 elif mime == "image/png":
                     items.append((mime, _png(value)))
                 else:
