@@ -163,3 +163,28 @@ def test_a_matrix_or_vector_times_a_batch_changed_in_place_as_torch(a_shape, b_s
     assert (ours is None) == (theirs is None)
     if theirs is not None:
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("change", ["detached_copy", "nothing"])
+def test_one_array_passed_as_two_inputs_of_addcmul_changed_in_place_as_torch(change: str) -> None:
+    """A soak found addcmul(v1, v8, v0) with v1 = v0.detach() (one array as c and as b) raising an
+    IndexError in backward once v1 was changed in place: asked whether it reads input 0 (c, never
+    read), addcmul looked up a gradient flag that does not exist. Now it says no, and input 2 (the same
+    array, read for da) refuses as torch does."""
+    rng = np.random.default_rng(0)
+    v0, t0 = _pair(rng.standard_normal((2, 2)))
+    v8, t8 = _pair(rng.standard_normal((2, 2)))
+    out, theirs = tg.addcmul(v0.detach(), v8, v0), torch.addcmul(t0.detach(), t8, t0)
+    if change == "detached_copy":
+        v0.detach()[...] = 0.5
+        with torch.no_grad():
+            t0.detach()[...] = 0.5
+        with pytest.raises(RuntimeError):
+            theirs.sum().backward()
+        with pytest.raises(RuntimeError, match="changed in place"):
+            out.sum().backward()
+        return
+    out.sum().backward()
+    theirs.sum().backward()
+    _assert_same_grad(v0, t0)
+    _assert_same_grad(v8, t8)

@@ -336,7 +336,9 @@ class Addcmul(Function):
     """y = c + a ⊙ b (as torch.addcmul): dc = g, da = g ⊙ b, db = g ⊙ a (each summed to its shape)."""
 
     def reads_input(self, i):
-        return self.needs_input_grad[3 - i]  # a (input 1) is read for db only, b (input 2) for da only
+        # a (input 1) is read for db only, b (input 2) for da only; c never (an array passed as c and
+        # as a or b is saved in that role: asked about input 0, the answer is no)
+        return i != 0 and self.needs_input_grad[3 - i]
 
     @staticmethod
     def forward(ctx, c, a, b):
@@ -618,7 +620,7 @@ class Linear(Function):
     """
 
     def reads_input(self, i):
-        return self.needs_input_grad[1 - i]  # x is read for dW only, W for dx only
+        return i < 2 and self.needs_input_grad[1 - i]  # x is read for dW only, W for dx only, b never
 
     @staticmethod
     def forward(ctx, x, weight, *bias, weight_t=None):
