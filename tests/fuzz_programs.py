@@ -24,8 +24,8 @@ import torch
 from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
+from tinygrad_rnn.compile import CompiledReplayer, StepCache
 from tinygrad_rnn.nn.recurrent.purity import declared_pure, python_state
-from tinygrad_rnn.replay import Replayer
 
 F64 = np.float64
 LIMIT = 1e6  # values beyond this are rejected (no overflow, no catastrophic loss of precision)
@@ -230,11 +230,13 @@ class Tiny:
     @staticmethod
     def scan(module: Any, x: Any, hx: Any) -> Any:
         """The cell over x's first axis as a layer runs it with default settings: through the fast path
-        (replay.py) with its guards when the cell is declared pure (all cells here are)."""
+        (compiled, tinygrad_rnn/compile) with its guards when the cell is declared pure (all are here)."""
         assert declared_pure(module, None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return _loop(Replayer(module, lambda: python_state([module])), x, hx, tg.stack)
+            return _loop(
+                CompiledReplayer(module, StepCache(), lambda: python_state([module])), x, hx, tg.stack
+            )
 
     @staticmethod
     def grad(t: Any) -> np.ndarray | None:
