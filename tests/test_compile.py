@@ -17,15 +17,14 @@ import pytest
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
+from tinygrad_rnn.compile import CompiledReplayer, StepCache, step_census
 from tinygrad_rnn.compile.codegen import generate
-from tinygrad_rnn.compile.step import CompiledStep
-from tinygrad_rnn.tensor import graph_nodes
 
 D, H, T, N = 3, 4, 7, 2
 
 
 def compiled_steps(root: tg.Tensor) -> int:
-    return len({id(n._ctx) for n in graph_nodes([root]) if isinstance(n._ctx, CompiledStep)})
+    return step_census([root])["compiled"]
 
 
 def run(layer: Any, x: np.ndarray, compile: Any = True) -> tuple[list[np.ndarray], tg.Tensor]:
@@ -125,9 +124,11 @@ def test_a_kept_program_is_reused_until_something_it_holds_changes(change):
     x = np.random.default_rng(0).standard_normal((T, N, D))
     # step 0 (from a state without grad) records once; steps 1 and 2 record, then the rest is compiled
     assert agrees_with_op_by_op(layer, x) == T - 3
-    assert agrees_with_op_by_op(layer, x) == T - 1  # kept: compiled from step 1 on
+    # kept: compiled from step 1 on; step 0 records again, the same program as in the last pass
+    assert agrees_with_op_by_op(layer, x) == T - 1
+    assert agrees_with_op_by_op(layer, x) == T  # and from then on step 0 too
     act(layer)
-    assert agrees_with_op_by_op(layer, x.astype(layer.dtype)) == (T - 1 if survives else T - 3)
+    assert agrees_with_op_by_op(layer, x.astype(layer.dtype)) == (T if survives else T - 3)
 
 
 def test_a_kept_program_serves_no_grad_and_another_batch_size_under_their_own_signatures():
@@ -158,8 +159,7 @@ def test_an_op_the_compiler_does_not_handle_is_replayed_with_one_warning_naming_
         run(layer, x)
     assert sum("Clip" in str(w.message) for w in record) == 1
     assert compiled_steps(out) == 0
-    replayed = {id(n._ctx) for n in graph_nodes([out]) if type(n._ctx).__name__ == "ReplayedStep"}
-    assert len(replayed) == T - 3
+    assert step_census([out])["replayed"] == T - 3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         eager, _ = run(layer, x, False)
@@ -175,3 +175,60 @@ def test_the_generated_code_is_straight_line():
     assert " for " not in code.source and "while" not in code.source
     assert ".forward(" not in code.source and ".backward(" not in code.source
     assert code.transposed == (len(program.signature[2]),)  # weight_hh: transposed once per pass
+
+
+def sequence_of(step: Any) -> tuple[tg.Tensor, list[tg.Tensor]]:
+    """Eight steps of `step(x_t, h)`: three through a compiled Replayer (recorded: the last two make it
+    trusted), the other five as one compiled sequence; x and every state."""
+    x = tg.Tensor(np.random.default_rng(4).uniform(0.5, 1.5, (8, 2, H)), requires_grad=True)
+    replayer, h, states = CompiledReplayer(step, StepCache()), tg.Tensor(np.ones((2, H))), []
+    xs = x.unbind(0)
+    for x_t in xs[:3]:
+        h = replayer(x_t, h)
+        states.append(h)
+    states += replayer.rest(list(xs[3:]), h, [f"t{t}" for t in range(3, 8)])
+    assert step_census([states[-1]]) == {"replayed": 0, "compiled": 5, "sequences": 1}
+    return x, states
+
+
+def test_a_compiled_sequence_agrees_with_its_steps_and_sees_in_place_changes_of_what_it_reads():
+    step = lambda x_t, h: (x_t * h * 0.5).tanh()  # noqa: E731  (x_t and h are read by backward)
+    x, states = sequence_of(step)
+    (states[-1] * states[5]).sum().backward()
+    compiled = x.grad.data.copy()
+    x_eager, h = tg.Tensor(x.data, requires_grad=True), tg.Tensor(np.ones((2, H)))
+    eager = []
+    for x_t in x_eager.unbind(0):
+        h = step(x_t, h)
+        eager.append(h)
+    (eager[-1] * eager[5]).sum().backward()
+    np.testing.assert_allclose(compiled, x_eager.grad.data, rtol=1e-12)
+    for a, b in zip(states, eager, strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-12)
+    for change in ("x", "state", "output"):
+        x, states = sequence_of(step)
+        target = {"x": x, "state": states[4], "output": states[6]}[change]
+        target.detach()[...] = 0.5  # the next step multiplies by it; tanh's backward reads its output
+        with pytest.raises(RuntimeError, match="changed in place"):
+            states[-1].sum().backward()
+
+
+def test_a_compiled_sequence_frees_its_arrays_unless_retained_and_keeps_retained_gradients():
+    x, states = sequence_of(lambda x_t, h: (x_t * h * 0.5).tanh())
+    states[5].retain_grad()
+    states[-1].sum().backward(retain_graph=True)
+    once = x.grad.data.copy()
+    retained = states[5].grad.data.copy()
+    states[-1].sum().backward()
+    np.testing.assert_allclose(x.grad.data, 2 * once, rtol=1e-12)
+    np.testing.assert_allclose(states[5].grad.data, 2 * retained, rtol=1e-12)
+    with pytest.raises(RuntimeError, match="second time"):
+        states[-1].sum().backward()
+    x_eager, h = tg.Tensor(x.data, requires_grad=True), tg.Tensor(np.ones((2, H)))
+    eager = []
+    for x_t in x_eager.unbind(0):
+        h = (x_t * h * 0.5).tanh()
+        eager.append(h)
+    eager[5].retain_grad()
+    eager[-1].sum().backward()
+    np.testing.assert_allclose(retained, eager[5].grad.data, rtol=1e-12)

@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
+from tinygrad_rnn.compile import step_census
 from tinygrad_rnn.errors import DTypeError
-from tinygrad_rnn.replay import ReplayedStep
-from tinygrad_rnn.tensor import graph_nodes
 
 torch = pytest.importorskip("torch")
 
@@ -189,7 +188,8 @@ def make_layer(impurities: tuple[str, ...], declared: bool, bidirectional: bool,
 
 
 def replayed_steps(root: tg.Tensor) -> int:
-    return len({id(n._ctx) for n in graph_nodes([root]) if isinstance(n._ctx, ReplayedStep)})
+    census = step_census([root])
+    return census["replayed"] + census["compiled"]
 
 
 IMPURE_CELLS = st.fixed_dictionaries(

@@ -29,6 +29,7 @@ from typing import Any
 from ..replay import Program, PythonState, Replayer, Step, _first_difference, _flatten, signature_of
 from ..tensor import Tensor
 from .codegen import Code, Unsupported, generate, structure_key
+from .sequence import run_sequence
 from .step import Bound
 
 
@@ -39,6 +40,7 @@ class StepCache:
         self.state: dict[str, Any] | None = None
         self.owned: set[int] = set()
         self.programs: dict[Any, tuple[Program, Code]] = {}
+        self.candidates: dict[Any, Program] = {}  # the last pass's recording per signature
         self.codes: dict[Any, Code | Unsupported] = {}
 
     def check(self, state: dict[str, Any], owned: Iterable[Tensor]) -> None:
@@ -46,6 +48,7 @@ class StepCache:
         tensors a kept program may capture (the modules' parameters)."""
         if self.state is None or _first_difference(self.state, state) is not None:
             self.programs.clear()
+            self.candidates.clear()
             self.state = state
             self.owned = {id(t) for t in owned}
 
@@ -81,7 +84,45 @@ class CompiledReplayer(Replayer):
         result = super().__call__(*args)
         if self.program is not None and self.program is not trusted:
             self._compile(self.program, candidate)
+        elif self.candidate is not None and self.candidate is not candidate:
+            self._once_per_pass(self.candidate)
         return result
+
+    def _once_per_pass(self, recorded: Program) -> None:
+        """A signature met once per forward pass (the first step, from a state without grad) is trusted
+        when two passes in a row record the same program for it."""
+        before = self.cache.candidates.get(recorded.signature)
+        self.cache.candidates[recorded.signature] = recorded
+        if before is not None and before.same_as(recorded):
+            self._compile(recorded, before)
+
+    def rest(self, inputs: list[Any], state: Any, scopes: list[str | None]) -> list[Any] | None:
+        """The states after each of the steps with `inputs`, from `state`, as one compiled node
+        (sequence.py), when the first of them runs compiled and the state it makes has the signature it
+        takes; else None (the caller steps on)."""
+        if not self.bound:
+            return None
+        flattened = _flatten((inputs[0], state))
+        bound = self.bound.get(signature_of(*flattened)) if flattened is not None else None
+        if bound is None:
+            return None
+        program, slots = bound.program, bound.program.slots
+        state_parts = list(state) if isinstance(state, tuple) else [state]
+        n = len(state_parts)
+        kx = len(flattened[0]) - n
+        if (
+            program.structure != isinstance(state, tuple)
+            or len(program.outputs) != n
+            or any(slots[program.outputs[j]][:3] != slots[kx + j][:3] for j in range(n))
+        ):
+            return None
+        xs = [list(x) if isinstance(x, tuple) else [x] for x in inputs]
+        expected = [(s.shape, s.dtype, s.requires_grad) for s in slots[:kx]]
+        for x in xs:
+            if [(t._data.shape, t._data.dtype, t.node.requires_grad) for t in x] != expected:
+                return None
+        states = run_sequence(program, bound.code, bound.prepare(), bound.transposed, xs, state_parts, scopes)
+        return [tuple(parts) if program.structure else parts[0] for parts in states]
 
     def _compile(self, program: Program, other: Program | None) -> None:
         """Compile a newly trusted program; keep it across passes if it captures only what may be kept."""

@@ -63,13 +63,19 @@ class Bound:
         self.captured: list[np.ndarray] | None = None
         self.transposed: tuple[np.ndarray, ...] = ()
 
+    def prepare(self) -> list[np.ndarray]:
+        """The captured arrays (and the transposes the code takes), read at the first step of a pass."""
+        if self.captured is None:
+            self.captured = [t._data for t in self.program.captured]
+            first = self.program.external - len(self.captured)  # the slot of the first captured
+            self.transposed = tuple(
+                np.ascontiguousarray(self.captured[s - first].T) for s in self.code.transposed
+            )
+        return self.captured
+
     def __call__(self, inputs: list[Tensor]) -> Any:
         program, code = self.program, self.code
-        if self.captured is None:
-            self.captured = [t._data for t in program.captured]
-            first = len(inputs)
-            self.transposed = tuple(np.ascontiguousarray(self.captured[s - first].T) for s in code.transposed)
-        out, saved = code.forward([t._data for t in inputs] + self.captured, self.transposed)
+        out, saved = code.forward([t._data for t in inputs] + self.prepare(), self.transposed)
         ctx = CompiledStep.__new__(CompiledStep)
         ctx.program, ctx.code, ctx.saved = program, code, saved
         return program.finish(ctx, inputs + program.captured, out)

@@ -268,7 +268,19 @@ class RecurrentBase(Module):
         # without hx each sequence begins from what the step makes of None; track who has begun
         waiting = np.ones((batch, 1), dtype=bool) if state is None else None
         outputs: list[Tensor | None] = [None] * steps
-        for t in reversed(range(steps)) if reverse else range(steps):
+        order = list(reversed(range(steps)) if reverse else range(steps))
+        rest = getattr(step, "rest", None)  # a compiled step runs the steps left as one node
+        unmasked = _unmasked_from(masks, order)
+        for i, t in enumerate(order):
+            if rest is not None and i >= unmasked and waiting is None:
+                states = rest(
+                    [inputs[u] for u in order[i:]], state, [step_scope(label, u) for u in order[i:]]
+                )
+                if states is not None:  # the compiled steps' states have the signature checked before
+                    for u, new_state in zip(order[i:], states, strict=True):
+                        outputs[u] = output_of(new_state)
+                    state = states[-1]
+                    break
             with scope(step_scope(label, t)):
                 valid = masks[t]  # (N, 1), None when every sequence runs at t
                 begin = None if waiting is None or state is None else _beginning(waiting, valid)
@@ -342,6 +354,14 @@ class RecurrentBase(Module):
         if self.bidirectional:
             text += ", bidirectional=True"
         return text
+
+
+def _unmasked_from(masks: list[Mask], order: list[int]) -> int:
+    """The first position in `order` from which every step runs all sequences (no mask)."""
+    position = len(order)
+    while position > 0 and masks[order[position - 1]] is None:
+        position -= 1
+    return position
 
 
 def _beginning(waiting: np.ndarray, valid: Mask) -> Mask:
