@@ -234,9 +234,16 @@ class Tiny:
         assert declared_pure(module, None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return _loop(
-                CompiledReplayer(module, StepCache(), lambda: python_state([module])), x, hx, tg.stack
-            )
+            replayer = CompiledReplayer(module, StepCache(), lambda: python_state([module]))
+            xs, outputs = x.unbind(0), []
+            for t, x_t in enumerate(xs):  # as a layer: once a step runs compiled, the rest as one node
+                states = None if hx is None else replayer.rest(list(xs[t:]), hx, [None] * (len(xs) - t))
+                states = states or [replayer(x_t, hx)]
+                outputs += [s[0] if isinstance(s, tuple) else s for s in states]
+                hx = states[-1]
+                if len(states) > 1 or t == len(xs) - 1:
+                    break
+            return tg.stack(outputs)
 
     @staticmethod
     def grad(t: Any) -> np.ndarray | None:
