@@ -36,6 +36,7 @@ class Code(NamedTuple):
     backward: Any
     transposed: tuple[int, ...]  # the external slots whose transposes `forward` takes
     source: str
+    quiet: bool  # call `forward` under np.errstate(over="ignore") (see lowering's sigmoid)
 
 
 class Unsupported(NamedTuple):
@@ -135,7 +136,9 @@ def generate(program: Program) -> Code | Unsupported:
     for site in sites:
         namespace.update(site.constants)
     exec(compile(source, f"<compiled step {id(program):x}>", "exec"), namespace)  # noqa: S102
-    return Code(namespace["forward"], namespace["backward"], tuple(transposed), source)
+    return Code(
+        namespace["forward"], namespace["backward"], tuple(transposed), source, any(s.quiet for s in sites)
+    )
 
 
 def _order(name: str) -> tuple[int, str]:

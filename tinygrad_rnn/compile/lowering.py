@@ -43,6 +43,7 @@ class Site:
         self.transposed = transposed  # input index -> name of a C-ordered copy of its transpose
         self.constants: dict[str, Any] = {}
         self.deferred: set[int] = set()  # inputs whose gradient is a DeferredProduct
+        self.quiet = False  # the forward overflows by design (sigmoid's e^-x): run it under errstate
 
     def const(self, value: Any) -> str:
         """A name for a value bound into the generated code (an option, a shape, a zero)."""
@@ -107,9 +108,22 @@ lowers(ops.Sqrt, lambda s, g: _grads(f"{g[0]} / (2 * {s.y[0]})"))(lambda s: [f"{
 lowers(ops.Tanh, lambda s, g: _grads(f"{g[0]} * (1 - {s.y[0]} * {s.y[0]})"))(
     lambda s: [f"{s.y[0]} = np.tanh({s.x[0]})"]
 )
-lowers(ops.Sigmoid, lambda s, g: _grads(f"{g[0]} * ({s.y[0]} * (1 - {s.y[0]}))"))(
-    lambda s: [f"{s.y[0]} = _sigmoid({s.x[0]})"]
-)
+
+
+def _sigmoid(s: Site) -> Lines:
+    """ops.stable_sigmoid's calls, e^-x's overflow to inf silenced once around the generated code
+    (`quiet`), not per call."""
+    s.quiet = True
+    y, x = s.y[0], s.x[0]
+    return [
+        f"{y} = np.negative({x}, out=np.empty_like({x}))",
+        f"np.exp({y}, out={y})",
+        f"{y} += 1",
+        f"np.reciprocal({y}, out={y})",
+    ]
+
+
+lowers(ops.Sigmoid, lambda s, g: _grads(f"{g[0]} * ({s.y[0]} * (1 - {s.y[0]}))"))(_sigmoid)
 lowers(ops.Reciprocal, lambda s, g: _grads(f"-{g[0]} * ({s.y[0]} * {s.y[0]})"))(
     lambda s: [f"{s.y[0]} = _reciprocal({s.x[0]})"]
 )
@@ -361,7 +375,6 @@ def _reciprocal(x: np.ndarray) -> np.ndarray:
 
 RUNTIME: dict[str, Any] = {
     "np": np,
-    "_sigmoid": ops.stable_sigmoid,
     "_reciprocal": _reciprocal,
     "_unbroadcast": ops.unbroadcast,
     "_expand_reduced": ops._expand_reduced,

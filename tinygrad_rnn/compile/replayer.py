@@ -46,7 +46,7 @@ class StepCache:
     def check(self, state: dict[str, Any], owned: Iterable[Tensor]) -> None:
         """Drop the kept programs if the modules' `state` changed since they were kept; `owned`: the
         tensors a kept program may capture (the modules' parameters)."""
-        if self.state is None or _first_difference(self.state, state) is not None:
+        if self.state is None or not _equal(self.state, state):
             self.programs.clear()
             self.candidates.clear()
             self.state = state
@@ -138,6 +138,14 @@ class CompiledReplayer(Replayer):
             for a, b in zip(program.captured, other.captured, strict=True)
         ):
             self.cache.programs[program.signature] = (program, code)
+
+
+def _equal(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Two snapshots alike: `==` when it can tell (plain values), else entry by entry (arrays)."""
+    try:
+        return bool(a == b)
+    except (ValueError, TypeError):
+        return _first_difference(a, b) is None
 
 
 BOOKKEEPING = frozenset({"_step_caches", "_compile_said"})  # what `compiled` keeps on a layer

@@ -18,6 +18,7 @@ step making it saves, or the next step reads.
 from __future__ import annotations
 
 import weakref
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -164,11 +165,12 @@ def run_sequence(
     out_arrays, saved = [], []
     carry = [t._data for t in state]
     forward = code.forward
-    for x in xs:
-        out, kept = forward([t._data for t in x] + carry + captured, transposed)
-        out_arrays.append(out)
-        saved.append(kept)
-        carry = list(out)
+    with np.errstate(over="ignore") if code.quiet else nullcontext():
+        for x in xs:
+            out, kept = forward([t._data for t in x] + carry + captured, transposed)
+            out_arrays.append(out)
+            saved.append(kept)
+            carry = list(out)
     n, kx, steps = len(state), len(xs[0]), len(xs)
     ctx = CompiledSequence.__new__(CompiledSequence)
     tensors = [t for x in xs for t in x] + state + program.captured

@@ -10,6 +10,7 @@ they carry the op classes and `needs_input_grad`, not values.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from functools import cached_property
 from typing import Any
 
@@ -75,7 +76,8 @@ class Bound:
 
     def __call__(self, inputs: list[Tensor]) -> Any:
         program, code = self.program, self.code
-        out, saved = code.forward([t._data for t in inputs] + self.prepare(), self.transposed)
+        with np.errstate(over="ignore") if code.quiet else nullcontext():
+            out, saved = code.forward([t._data for t in inputs] + self.prepare(), self.transposed)
         ctx = CompiledStep.__new__(CompiledStep)
         ctx.program, ctx.code, ctx.saved = program, code, saved
         return program.finish(ctx, inputs + program.captured, out)
