@@ -9,6 +9,11 @@ and `exec`s it once:
         forward pass (a product by a transposed view is several times slower); saved: what
         backward reads.
     backward(saved, grads, full) -> (input gradients, locals or None)
+    forward_into(values, transposed, into): forward, also copying what `derivatives` reads into
+        `into` (a step's rows of buffers over all steps)
+    backward_local(saved, grads, full, local): backward, its local derivatives (σ′, tanh′: lowering's
+        `Site.local`) given, computed for all steps of a sequence at once by
+    derivatives(*those buffers) -> the local derivatives of every step, stacked
         grads: one per step output (None: zeros); gradients are summed per slot in the order the
         replayed backward sums them (newest op first), so the results agree with replay to rounding;
         a weight's gradient stays a DeferredProduct, so the engine sums all steps' in one GEMM;
@@ -33,10 +38,14 @@ from .lowering import LOWERINGS, RUNTIME, Site
 
 class Code(NamedTuple):
     forward: Any
+    forward_into: Any  # forward(values, transposed, into): also copies the values `derivatives` takes
     backward: Any
     transposed: tuple[int, ...]  # the external slots whose transposes `forward` takes
     source: str
     quiet: bool  # call `forward` under np.errstate(over="ignore") (see lowering's sigmoid)
+    backward_local: Any  # backward(saved, grads, full, local): the local derivatives given
+    derivatives: Any  # derivatives(*saved values stacked over steps) -> the local derivatives, stacked
+    local_inputs: tuple[tuple[int, ...], np.dtype]  # shapes and dtypes of what `derivatives` takes
 
 
 class Unsupported(NamedTuple):
@@ -111,13 +120,21 @@ def generate(program: Program) -> Code | Unsupported:
             return Unsupported(f"the op {op.function.__name__} has no compiled gradient")
         sites.append(site)
     backward_lines, returned = _backward(program, sites, names)
-    saved = sorted({n for line in backward_lines for n in NAME.findall(line)} - set(returned), key=_order)
+    local = [pair for site in sites for pair in site.locals]
+    used = backward_lines + [expr for _, expr in local]
+    saved = sorted({n for line in used for n in NAME.findall(line)} - set(returned), key=_order)
     defined = {n for line in forward_lines for n in NAME.findall(line.split("=")[0])} | set(
         names[: program.external]
     )
     saved = [n for n in saved if n in defined]
     outputs = ", ".join(names[s] if slots[s].shape else f"np.asarray({names[s]})" for s in program.outputs)
     external = ", ".join(names[: program.external])
+    unpack_saved = f"    ({''.join(n + ', ' for n in saved)}) = saved"
+    finish = (
+        f"    return ({''.join(n + ', ' for n in _external_grads(program, returned))}), "
+        "(locals() if full else None)"
+    )
+    local_inputs = sorted({n for _, expr in local for n in NAME.findall(expr)}, key=_order)
     source = "\n".join(
         [
             "def forward(values, transposed):",
@@ -126,18 +143,43 @@ def generate(program: Program) -> Code | Unsupported:
             *[f"    {line}" for line in forward_lines],
             f"    return ({outputs},), ({''.join(n + ', ' for n in saved)})",
             "",
+            "def forward_into(values, transposed, into):",
+            f"    ({external},) = values",
+            f"    ({''.join(f'w{s}, ' for s in transposed)}) = transposed",
+            *[f"    {line}" for line in forward_lines],
+            f"    ({''.join(f'into_{n}, ' for n in local_inputs)}) = into",
+            *[f"    into_{n}[...] = {n}" for n in local_inputs],
+            f"    return ({outputs},), ({''.join(n + ', ' for n in saved)})",
+            "",
             "def backward(saved, grads, full):",
-            f"    ({''.join(n + ', ' for n in saved)}) = saved",
+            unpack_saved,
+            *[f"    {name} = {expr}" for name, expr in local],
             *[f"    {line}" for line in backward_lines],
-            f"    return ({''.join(n + ', ' for n in _external_grads(program, returned))}), "
-            "(locals() if full else None)",
+            finish,
+            "",
+            "def backward_local(saved, grads, full, local):",
+            unpack_saved,
+            f"    ({''.join(name + ', ' for name, _ in local)}) = local",
+            *[f"    {line}" for line in backward_lines],
+            finish,
+            "",
+            f"def derivatives({', '.join(local_inputs)}):",
+            f"    return ({''.join(expr + ', ' for _, expr in local)})",
         ]
     )
     for site in sites:
         namespace.update(site.constants)
     exec(compile(source, f"<compiled step {id(program):x}>", "exec"), namespace)  # noqa: S102
     return Code(
-        namespace["forward"], namespace["backward"], tuple(transposed), source, any(s.quiet for s in sites)
+        namespace["forward"],
+        namespace["forward_into"],
+        namespace["backward"],
+        tuple(transposed),
+        source,
+        any(s.quiet for s in sites),
+        namespace["backward_local"],
+        namespace["derivatives"],
+        tuple((slots[int(n[1:])].shape, slots[int(n[1:])].dtype) for n in local_inputs),
     )
 
 

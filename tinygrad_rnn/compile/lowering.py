@@ -44,6 +44,7 @@ class Site:
         self.constants: dict[str, Any] = {}
         self.deferred: set[int] = set()  # inputs whose gradient is a DeferredProduct
         self.quiet = False  # the forward overflows by design (sigmoid's e^-x): run it under errstate
+        self.locals: list[tuple[str, str]] = []  # (name, expression over this op's output)
 
     def const(self, value: Any) -> str:
         """A name for a value bound into the generated code (an option, a shape, a zero)."""
@@ -54,6 +55,14 @@ class Site:
     def tmp(self, label: str) -> str:
         """A name for a value the forward computes besides the outputs (a mask, a difference)."""
         return f"t{self.k}_{label}"
+
+    def local(self, expr: str) -> str:
+        """A local derivative: an expression of the forward's values only (σ′ = y(1 − y), 1 − y²), of
+        the output's shape. Inlined in a step's backward; a sequence computes it for all steps at once
+        before its backward loop (codegen.py)."""
+        name = f"d{self.k}_{len(self.locals)}"
+        self.locals.append((name, expr))
+        return name
 
     def ub(self, expr: str, i: int) -> str:
         """`expr` (of the output's shape) summed back to input i's shape (ops.unbroadcast)."""
@@ -104,8 +113,10 @@ lowers(ops.Div, _div_backward)(_binary("/"))
 lowers(ops.Neg, lambda s, g: _grads(f"-{g[0]}"))(lambda s: [f"{s.y[0]} = -{s.x[0]}"])
 lowers(ops.Exp, lambda s, g: _grads(f"{g[0]} * {s.y[0]}"))(lambda s: [f"{s.y[0]} = np.exp({s.x[0]})"])
 lowers(ops.Log, lambda s, g: _grads(f"{g[0]} / {s.x[0]}"))(lambda s: [f"{s.y[0]} = np.log({s.x[0]})"])
-lowers(ops.Sqrt, lambda s, g: _grads(f"{g[0]} / (2 * {s.y[0]})"))(lambda s: [f"{s.y[0]} = np.sqrt({s.x[0]})"])
-lowers(ops.Tanh, lambda s, g: _grads(f"{g[0]} * (1 - {s.y[0]} * {s.y[0]})"))(
+lowers(ops.Sqrt, lambda s, g: _grads(f"{g[0]} / {s.local(f'(2 * {s.y[0]})')}"))(
+    lambda s: [f"{s.y[0]} = np.sqrt({s.x[0]})"]
+)
+lowers(ops.Tanh, lambda s, g: _grads(f"{g[0]} * {s.local(f'(1 - {s.y[0]} * {s.y[0]})')}"))(
     lambda s: [f"{s.y[0]} = np.tanh({s.x[0]})"]
 )
 
@@ -123,8 +134,8 @@ def _sigmoid(s: Site) -> Lines:
     ]
 
 
-lowers(ops.Sigmoid, lambda s, g: _grads(f"{g[0]} * ({s.y[0]} * (1 - {s.y[0]}))"))(_sigmoid)
-lowers(ops.Reciprocal, lambda s, g: _grads(f"-{g[0]} * ({s.y[0]} * {s.y[0]})"))(
+lowers(ops.Sigmoid, lambda s, g: _grads(f"{g[0]} * {s.local(f'({s.y[0]} * (1 - {s.y[0]}))')}"))(_sigmoid)
+lowers(ops.Reciprocal, lambda s, g: _grads(f"-{g[0]} * {s.local(f'({s.y[0]} * {s.y[0]})')}"))(
     lambda s: [f"{s.y[0]} = _reciprocal({s.x[0]})"]
 )
 lowers(ops.Relu, lambda s, g: _grads(f"{g[0]} * {s.tmp('positive')}"))(

@@ -48,6 +48,11 @@ class CompiledSequence(Function):
         if index in self.read_outputs:
             self.__dict__.setdefault("watched", []).append(counter)
 
+    def release(self) -> None:
+        Function.release(self)
+        self.__dict__.pop("local", None)
+        self.__dict__.pop("into", None)
+
     def store_retained(self, grads_out: list[Any]) -> None:
         """Nothing yet: a step output's complete gradient includes the later steps', known only when
         backward reaches its step (`keep_retained`)."""
@@ -67,7 +72,10 @@ class CompiledSequence(Function):
     @staticmethod
     def backward(ctx: CompiledSequence, *grads: Any) -> tuple[Any, ...]:
         kx, n, steps, code = ctx.kx, ctx.n, ctx.steps, ctx.code
-        backward = code.backward
+        backward = code.backward_local
+        if "local" not in ctx.__dict__:  # every step's local derivatives at once, kept for retain_graph
+            ctx.local = code.derivatives(*ctx.into)
+        local = ctx.local
         x_grads: list[Any] = [None] * (steps * kx)
         sums: list[Any] = [None] * (len(ctx.parents) - steps * kx - n)
         carry: tuple[Any, ...] = (None,) * n
@@ -78,7 +86,7 @@ class CompiledSequence(Function):
                 c = carry[j]
                 if c is not None:
                     g[j] = c if g[j] is None else g[j] + _value(c)
-            returned, slots = backward(ctx.saved[t], g, retained)
+            returned, slots = backward(ctx.saved[t], g, retained, [d[t] for d in local])
             if retained:
                 ctx.keep_retained(t, slots)
             x_grads[t * kx : (t + 1) * kx] = returned[:kx]
@@ -164,10 +172,11 @@ def run_sequence(
     """Run the steps with inputs `xs` (each step's x parts) from `state`: each step's state parts."""
     out_arrays, saved = [], []
     carry = [t._data for t in state]
-    forward = code.forward
+    forward = code.forward_into
+    into = [np.empty((len(xs), *shape), dtype) for shape, dtype in code.local_inputs]
     with np.errstate(over="ignore") if code.quiet else nullcontext():
-        for x in xs:
-            out, kept = forward([t._data for t in x] + carry + captured, transposed)
+        for t, x in enumerate(xs):
+            out, kept = forward([u._data for u in x] + carry + captured, transposed, [b[t] for b in into])
             out_arrays.append(out)
             saved.append(kept)
             carry = list(out)
@@ -180,7 +189,7 @@ def run_sequence(
         needs = tuple([node.requires_grad for node in nodes])
         record = True in needs
     if record:
-        ctx.program, ctx.code, ctx.saved, ctx.scopes = program, code, saved, scopes
+        ctx.program, ctx.code, ctx.saved, ctx.scopes, ctx.into = program, code, saved, scopes, into
         ctx.kx, ctx.n, ctx.steps, ctx.n_outputs = kx, n, steps, n * steps
         ctx.parents, ctx.needs_input_grad = nodes, needs
         ctx.sequence = next(_creation_order)
