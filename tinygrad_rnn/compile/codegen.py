@@ -61,6 +61,29 @@ def _acc(a: Any, b: Any) -> Any:
     return _value(a) + _value(b)
 
 
+def accumulate(sums: list[Any], grads: Any) -> None:
+    """sums[k] += grads[k] over the steps; a weight's DeferredProducts are gathered into one."""
+    if not sums:
+        sums.extend([None] * len(grads))
+    for k, g in enumerate(grads):
+        if g is None:
+            continue
+        total = sums[k]
+        if total is None:  # a product's lists are copied, as the steps' are extended into them
+            sums[k] = _copied(g) if type(g) is DeferredProduct else g
+        elif type(g) is DeferredProduct and type(total) is DeferredProduct:
+            total.lefts += g.lefts
+            total.rights += g.rights
+        else:
+            sums[k] = _value(total) + _value(g)
+
+
+def _copied(product: DeferredProduct) -> DeferredProduct:
+    total = DeferredProduct.__new__(DeferredProduct)
+    total.lefts, total.rights = list(product.lefts), list(product.rights)
+    return total
+
+
 NAME = re.compile(r"\b[vt]\d+(?:_\w+)?\b")
 
 

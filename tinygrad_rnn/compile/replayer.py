@@ -23,12 +23,14 @@ what drops it:
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..replay import Program, PythonState, Replayer, Step, _first_difference, _flatten, signature_of
 from ..tensor import Tensor
 from .codegen import Code, Unsupported, generate, structure_key
+from .hoist import Split, split
 from .sequence import run_sequence
 from .step import Bound
 
@@ -41,6 +43,7 @@ class StepCache:
         self.owned: set[int] = set()
         self.programs: dict[Any, tuple[Program, Code]] = {}
         self.candidates: dict[Any, Program] = {}  # the last pass's recording per signature
+        self.splits: weakref.WeakKeyDictionary[Program, dict[int, Any]] = weakref.WeakKeyDictionary()
         self.codes: dict[Any, Code | Unsupported] = {}
 
     def check(self, state: dict[str, Any], owned: Iterable[Tensor]) -> None:
@@ -51,6 +54,16 @@ class StepCache:
             self.candidates.clear()
             self.state = state
             self.owned = {id(t) for t in owned}
+
+    def split(self, program: Program, kx: int, n: int, steps: int) -> tuple[Split, Code, Code] | None:
+        """The program's hoisted and looped parts for sequences of `steps` steps, and their code."""
+        by_steps = self.splits.setdefault(program, {})
+        if steps not in by_steps:
+            cut = split(program, kx, n, steps)
+            codes = None if cut is None else (self.code(cut.pre), self.code(cut.step))
+            usable = codes is not None and not any(isinstance(c, Unsupported) for c in codes)
+            by_steps[steps] = (cut, *codes) if usable else None  # type: ignore[misc]
+        return by_steps[steps]
 
     def code(self, program: Program) -> Code | Unsupported:
         key = structure_key(program)
@@ -121,7 +134,10 @@ class CompiledReplayer(Replayer):
         for x in xs:
             if [(t._data.shape, t._data.dtype, t.node.requires_grad) for t in x] != expected:
                 return None
-        states = run_sequence(program, bound.code, bound.prepare(), bound.transposed, xs, state_parts, scopes)
+        split = self.cache.split(program, kx, n, len(xs))
+        states = run_sequence(
+            program, bound.code, bound.prepare(), bound.transposed, xs, state_parts, scopes, split
+        )
         return [tuple(parts) if program.structure else parts[0] for parts in states]
 
     def _compile(self, program: Program, other: Program | None) -> None:

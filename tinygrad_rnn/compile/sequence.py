@@ -25,8 +25,9 @@ import numpy as np
 
 from ..context import grad_enabled
 from ..replay import Program, ReplayedStep
-from ..tensor import DeferredProduct, Function, Node, Tensor, _creation_order, _value, _versions
-from .codegen import Code
+from ..tensor import Function, Node, Tensor, _creation_order, _value, _versions
+from .codegen import Code, accumulate
+from .hoist import Hoisted, Split
 from .step import CompiledStep
 
 
@@ -71,38 +72,60 @@ class CompiledSequence(Function):
 
     @staticmethod
     def backward(ctx: CompiledSequence, *grads: Any) -> tuple[Any, ...]:
-        kx, n, steps, code = ctx.kx, ctx.n, ctx.steps, ctx.code
-        backward = code.backward_local
-        if "local" not in ctx.__dict__:  # every step's local derivatives at once, kept for retain_graph
-            ctx.local = code.derivatives(*ctx.into)
-        local = ctx.local
-        x_grads: list[Any] = [None] * (steps * kx)
-        sums: list[Any] = [None] * (len(ctx.parents) - steps * kx - n)
-        carry: tuple[Any, ...] = (None,) * n
+        kx, n, steps = ctx.kx, ctx.n, ctx.steps
         retained = ctx.retained is not None or "stand_ins" in ctx.__dict__
+        hoisted = ctx.hoisted
+        if hoisted is None:
+            code, local = ctx.code, ctx.local_derivatives(ctx.code)
+
+            def step_backward(t: int, g: list[Any]) -> Any:
+                return code.backward_local(ctx.saved[t], g, retained, [d[t] for d in local])
+
+        elif retained:  # retained gradients are the unhoisted steps': their saved values made again
+            code = ctx.code
+
+            def step_backward(t: int, g: list[Any]) -> Any:
+                state = ctx.initial if t == 0 else list(ctx.states[t - 1])
+                with np.errstate(over="ignore") if code.quiet else nullcontext():
+                    _, saved = code.forward(ctx.xs[t] + state + ctx.captured, ctx.transposed)
+                return code.backward(saved, g, True)
+
+        else:
+            step_code = hoisted.step_code
+            local = ctx.local_derivatives(step_code)
+
+            def step_backward(t: int, g: list[Any]) -> Any:
+                return step_code.backward_local(ctx.saved[t], g, False, [d[t] for d in local])
+
+        rows = [] if hoisted is None or retained else hoisted.row_grads(steps)
+        hoisted = None if retained else hoisted
+        x_grads: list[Any] = [None] * (steps * kx)
+        sums: list[Any] = []
+        carry: tuple[Any, ...] = (None,) * n
         for t in range(steps - 1, -1, -1):
             g = list(grads[t * n : (t + 1) * n])
             for j in range(n):
                 c = carry[j]
                 if c is not None:
                     g[j] = c if g[j] is None else g[j] + _value(c)
-            returned, slots = backward(ctx.saved[t], g, retained, [d[t] for d in local])
+            returned, slots = step_backward(t, g)
             if retained:
                 ctx.keep_retained(t, slots)
             x_grads[t * kx : (t + 1) * kx] = returned[:kx]
             carry = returned[kx : kx + n]
-            for k, g_w in enumerate(returned[kx + n :]):
-                if g_w is None:
-                    continue
-                total = sums[k]
-                if total is None:  # a product's lists are copied, as the steps' are extended into them
-                    sums[k] = _copied(g_w) if type(g_w) is DeferredProduct else g_w
-                elif type(g_w) is DeferredProduct and type(total) is DeferredProduct:
-                    total.lefts += g_w.lefts
-                    total.rights += g_w.rights
-                else:
-                    sums[k] = _value(total) + _value(g_w)
+            for buffer, g_row in zip(rows, returned[kx + n :], strict=False):
+                if g_row is not None:
+                    buffer[t * hoisted.rows : (t + 1) * hoisted.rows] = g_row
+            accumulate(sums, returned[kx + n + len(rows) :])
+        if rows:
+            x_grads, sums = hoisted.backward(rows, sums, x_grads, kx, steps)
         return (*x_grads, *[_value(c) for c in carry], *sums)
+
+    def local_derivatives(self, code: Code) -> tuple[np.ndarray, ...]:
+        """Every step's local derivatives at once (kept while the graph is retained)."""
+        if "local" not in self.__dict__:
+            self.local = code.derivatives(*self.into)
+        return self.local
 
     def keep_retained(self, t: int, slots: dict[str, Any]) -> None:
         """Retained gradients of step t: its outputs' (complete now) and, if unfolded, its ops'."""
@@ -154,12 +177,6 @@ class CompiledSequence(Function):
         return nodes
 
 
-def _copied(product: DeferredProduct) -> DeferredProduct:
-    total = DeferredProduct.__new__(DeferredProduct)
-    total.lefts, total.rights = list(product.lefts), list(product.rights)
-    return total
-
-
 def run_sequence(
     program: Program,
     code: Code,
@@ -168,15 +185,23 @@ def run_sequence(
     xs: list[list[Tensor]],
     state: list[Tensor],
     scopes: list[str | None],
+    split: tuple[Split, Code, Code] | None = None,
 ) -> list[list[Tensor]]:
-    """Run the steps with inputs `xs` (each step's x parts) from `state`: each step's state parts."""
+    """Run the steps with inputs `xs` (each step's x parts) from `state`: each step's state parts;
+    with `split` (hoist.py: the split program and the code of its two parts), the hoisted ops first."""
     out_arrays, saved = [], []
-    carry = [t._data for t in state]
-    forward = code.forward_into
-    into = [np.empty((len(xs), *shape), dtype) for shape, dtype in code.local_inputs]
-    with np.errstate(over="ignore") if code.quiet else nullcontext():
-        for t, x in enumerate(xs):
-            out, kept = forward([u._data for u in x] + carry + captured, transposed, [b[t] for b in into])
+    x_arrays = [[u._data for u in x] for x in xs]
+    initial = carry = [t._data for t in state]
+    hoisted = None if split is None else Hoisted(*split, x_arrays, captured)
+    loop = code if hoisted is None else hoisted.step_code
+    forward = loop.forward_into
+    into = [np.empty((len(xs), *shape), dtype) for shape, dtype in loop.local_inputs]
+    with np.errstate(over="ignore") if loop.quiet else nullcontext():
+        for t, x in enumerate(x_arrays):
+            if hoisted is None:
+                out, kept = forward(x + carry + captured, transposed, [b[t] for b in into])
+            else:
+                out, kept = forward(hoisted.values(t, x, carry), hoisted.transposed, [b[t] for b in into])
             out_arrays.append(out)
             saved.append(kept)
             carry = list(out)
@@ -190,6 +215,10 @@ def run_sequence(
         record = True in needs
     if record:
         ctx.program, ctx.code, ctx.saved, ctx.scopes, ctx.into = program, code, saved, scopes, into
+        ctx.hoisted = hoisted
+        if hoisted is not None:  # what the unhoisted steps would read, for retained gradients
+            ctx.xs, ctx.initial, ctx.states = x_arrays, initial, out_arrays
+            ctx.captured, ctx.transposed = captured, transposed
         ctx.kx, ctx.n, ctx.steps, ctx.n_outputs = kx, n, steps, n * steps
         ctx.parents, ctx.needs_input_grad = nodes, needs
         ctx.sequence = next(_creation_order)
