@@ -19,6 +19,7 @@ import tinygrad_rnn as tg
 from tinygrad_rnn import nn
 from tinygrad_rnn.compile import CompiledReplayer, StepCache, step_census
 from tinygrad_rnn.compile.codegen import generate
+from tinygrad_rnn.tensor import graph_nodes
 
 D, H, T, N = 3, 4, 7, 2
 
@@ -232,3 +233,33 @@ def test_a_compiled_sequence_frees_its_arrays_unless_retained_and_keeps_retained
     eager[5].retain_grad()
     eager[-1].sum().backward()
     np.testing.assert_allclose(retained, eager[5].grad.data, rtol=1e-12)
+
+
+def test_a_hoisted_cell_draws_and_keeps_gradients_as_the_eager_one():
+    """The peephole cell's x W_ihᵀ is hoisted; pictures and retained gradients see every step."""
+    from tinygrad_rnn import viz
+    from tinygrad_rnn.nn.examples import PeepholeLSTMCell
+
+    layer = nn.Recurrent(PeepholeLSTMCell, D, H, rng=0).double()
+    x = np.random.default_rng(0).standard_normal((T, N, D))
+    seen = []
+    for compile in (False, True, True):  # the second compiled pass compiles from step 1 on
+        layer.compile = compile
+        layer.zero_grad()
+        out, _ = layer(tg.Tensor(x, requires_grad=True))
+        loss = (out * out).sum()
+        viz.retain_grads(loss)
+        loss.backward()
+        nodes = [(n.name, n.scope, n.op, n.shape, None if n.grad is None else n.grad.data)
+                 for n in graph_nodes([out]) if n.scope is not None]  # fmt: skip
+        seen.append(
+            (viz.draw(loss, show_grads=True, max_steps=None).source, sorted(nodes, key=lambda e: repr(e[:4])))
+        )
+    # its first step starts from (zeros,) * 2, one tensor passed twice: never replayed, nor compiled
+    assert step_census([out])["compiled"] == T - 1
+    for picture, nodes in seen[1:]:
+        assert picture == seen[0][0]
+        for a, b in zip(seen[0][1], nodes, strict=True):
+            assert a[:4] == b[:4] and (a[4] is None) == (b[4] is None)
+            if a[4] is not None:
+                np.testing.assert_allclose(b[4], a[4], rtol=1e-12, atol=1e-14)
