@@ -151,21 +151,46 @@ def steps_for(cell: str, config: str, torch_module: Any, yardstick: Any) -> dict
 CUSTOM_CELL_CONFIGS = ("char", "mid", "long")
 
 
-def custom_cell_steps(config: str) -> dict[str, Callable[[], object]]:
-    """One autograd training step of nn.Recurrent(PeepholeLSTMCell), replayed and op by op, and of
-    nn.LSTM, with the same input and G."""
+def custom_cell_steps(config: str, torch_module: Any) -> dict[str, Callable[[], object]]:
+    """One autograd training step of nn.Recurrent(PeepholeLSTMCell), compiled, replayed and op by op,
+    and of nn.LSTM, with the same input and G; and the same cell as a PyTorch user writes a custom cell
+    (an eager loop of torch ops), when torch is given."""
     steps, batch, width, hidden = CONFIGS[config]
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((steps, batch, width)).astype(np.float32))
     g = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
     peephole = Recurrent(PeepholeLSTMCell, width, hidden, rng=0)
     lstm = LAYERS["lstm"](width, hidden, rng=0)
-    return {
+    implementations = {
         "peephole": training_step(peephole, x, g, True),
         "replay": training_step(peephole, x, g, "replay"),
         "op by op": training_step(peephole, x, g, False),
         "lstm": training_step(lstm, x, g, True),
     }
+    if torch_module is not None:
+        implementations["torch eager"] = torch_peephole_step(torch_module, peephole.cell_l0, x.data, g)
+    return implementations
+
+
+def torch_peephole_step(torch: Any, cell: Any, x: np.ndarray, g: np.ndarray) -> Callable[[], None]:
+    """nn.examples.PeepholeLSTMCell's step written in torch ops, in a Python loop over time."""
+    p = {name: torch.tensor(q.data, requires_grad=True) for name, q in cell.named_parameters()}
+    x_t, g_t = torch.from_numpy(x), torch.from_numpy(g)
+
+    def step() -> None:
+        for q in p.values():
+            q.grad = None
+        h = c = torch.zeros(x.shape[1], g.shape[2])
+        outputs = []
+        for t in range(x.shape[0]):
+            i, f, n, o = (x_t[t] @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias"]).chunk(4, 1)
+            i, f = (i + p["peep_i"] * c).sigmoid(), (f + p["peep_f"] * c).sigmoid()
+            c = f * c + i * n.tanh()
+            h = (o + p["peep_o"] * c).sigmoid() * c.tanh()
+            outputs.append(h)
+        torch.stack(outputs).backward(g_t)
+
+    return step
 
 
 def first_call_ms(cell: str, config: str) -> float:
@@ -271,17 +296,20 @@ def run_bench(args: argparse.Namespace) -> int:
         print("\nyour own cell: nn.Recurrent(nn.examples.PeepholeLSTMCell) (plain Tensor ops) vs nn.LSTM")
         print(
             f"{'config':<7}{'peephole ms':>12}{'replay ms':>12}{'op by op ms':>12}{'nn.LSTM ms':>12}"
-            f"{'peephole/LSTM':>15}"
+            f"{'torch eager':>12}{'peephole/LSTM':>15}{'peep/torch':>12}"
         )
     for config in custom:
         _, batch, _, hidden = CONFIGS[config]
-        with blas_threads(args.threads, batch, hidden, 4 * hidden):
-            timed = median_seconds(custom_cell_steps(config), args.runs, args.rounds)
+        with blas_threads(args.threads, batch, hidden, 4 * hidden) as threads:
+            if torch is not None:
+                torch.set_num_threads(threads)
+            timed = median_seconds(custom_cell_steps(config, torch), args.runs, args.rounds)
             ms = {name: t * 1e3 for name, t in timed.items()}
+        eager = f"{ms['torch eager']:>12.1f}" if "torch eager" in ms else f"{'-':>12}"
         print(
             f"{config:<7}{ms['peephole']:>12.1f}{ms['replay']:>12.1f}{ms['op by op']:>12.1f}"
-            f"{ms['lstm']:>12.1f}"
-            f"{ms['peephole'] / ms['lstm']:>15.2f}",
+            f"{ms['lstm']:>12.1f}{eager}{ms['peephole'] / ms['lstm']:>15.2f}"
+            f"{ratio(ms, 'peephole', 'torch eager'):>12}",
             flush=True,
         )
     return 0
