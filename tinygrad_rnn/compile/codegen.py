@@ -119,6 +119,7 @@ def generate(program: Program) -> Code | Unsupported:
     )
     namespace: dict[str, Any] = {**RUNTIME, "_Deferred": DeferredProduct, "_acc": _acc, "_value": _value}
     sites, forward_lines = [], []
+    fused = _fused_pieces(program)
     for k, op in enumerate(program.ops):
         lowering = LOWERINGS.get(op.function)
         if lowering is None:
@@ -136,7 +137,10 @@ def generate(program: Program) -> Code | Unsupported:
             {p: f"w{s}" for p, s in enumerate(op.inputs) if s in transposed},
         )
         try:
-            forward_lines += lowering[0](site)
+            if k in fused:
+                forward_lines += _fused_forward(program, k, fused[k], site, names, slots)
+            else:
+                forward_lines += lowering[0](site)
         except NotImplementedError as error:
             return Unsupported(f"{op.function.__name__}: {error}")
         if op.needs is not None and lowering[1] is None:
@@ -204,6 +208,51 @@ def generate(program: Program) -> Code | Unsupported:
         namespace["derivatives"],
         tuple((slots[int(n[1:])].shape, slots[int(n[1:])].dtype) for n in local_inputs),
     )
+
+
+FUSIBLE = frozenset({"Sigmoid", "Tanh", "Exp", "Neg"})  # elementwise, one input, no options
+
+
+def _fused_pieces(program: Program) -> dict[int, tuple[int, int, int]]:
+    """Ops applying the same elementwise function to two or more pieces of one Split (the sigmoids of
+    an LSTM's i, f, o): op -> (the group's first op, the Split, which piece). The first computes the
+    function once on the Split's input; each takes its piece of that as its output (same values)."""
+    made = {s: (k, j) for k, op in enumerate(program.ops) for j, s in enumerate(op.outputs)}
+    groups: dict[tuple[int, type], list[tuple[int, int]]] = {}
+    for k, op in enumerate(program.ops):
+        source = made.get(op.inputs[0]) if op.inputs else None
+        if op.function.__name__ in FUSIBLE and source is not None:
+            split, piece = source
+            if program.ops[split].function.__name__ == "Split":
+                groups.setdefault((split, op.function), []).append((k, piece))
+    return {
+        k: (members[0][0], split, piece)
+        for (split, _), members in groups.items()
+        if len(members) > 1
+        for k, piece in members
+    }
+
+
+def _fused_forward(
+    program: Program, k: int, group: tuple[int, int, int], site: Site, names: list[str], slots: list[Any]
+) -> list[str]:
+    """Op k's forward in a fused group: the first computes the function on the whole Split input."""
+    first, split, piece = group
+    whole = f"t{first}_whole"
+    lines = []
+    if k == first:
+        source = program.ops[split].inputs[0]
+        whole_site = Site(
+            k, site.function, [names[source]], [whole], [slots[source].shape], [slots[source].shape],
+            [slots[source].dtype], [slots[source].dtype], site.options, {},
+        )  # fmt: skip
+        lines += LOWERINGS[site.function][0](whole_site)
+        site.quiet = whole_site.quiet
+        site.constants.update(whole_site.constants)
+    options = program.ops[split].options
+    lead = ":, " * (options["axis"] % len(slots[program.ops[split].inputs[0]].shape))
+    starts = np.cumsum((0, *options["sizes"])).tolist()
+    return [*lines, f"{site.y[0]} = {whole}[{lead}{starts[piece]}:{starts[piece + 1]}]"]
 
 
 def _order(name: str) -> tuple[int, str]:
