@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 from op_table import BY_NAME, Row, of_kind
 
 import tinygrad_rnn as tg
+from tinygrad_rnn.compile import CompiledReplayer, StepCache
 from tinygrad_rnn.nn.recurrent.purity import declared_pure, python_state
-from tinygrad_rnn.replay import Replayer
 
 F64 = np.float64
 LIMIT = 1e6  # values beyond this are rejected (no overflow, no catastrophic loss of precision)
@@ -231,11 +231,20 @@ class Tiny:
     @staticmethod
     def scan(module: Any, x: Any, hx: Any) -> Any:
         """The cell over x's first axis as a layer runs it with default settings: through the fast path
-        (replay.py) with its guards when the cell is declared pure (all cells here are)."""
+        (compiled, tinygrad_rnn/compile) with its guards when the cell is declared pure (all are here)."""
         assert declared_pure(module, None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return _loop(Replayer(module, lambda: python_state([module])), x, hx, tg.stack)
+            replayer = CompiledReplayer(module, StepCache(), lambda: python_state([module]))
+            xs, outputs = x.unbind(0), []
+            for t, x_t in enumerate(xs):  # as a layer: once a step runs compiled, the rest as one node
+                states = None if hx is None else replayer.rest(list(xs[t:]), hx, [None] * (len(xs) - t))
+                states = states or [replayer(x_t, hx)]
+                outputs += [s[0] if isinstance(s, tuple) else s for s in states]
+                hx = states[-1]
+                if len(states) > 1 or t == len(xs) - 1:
+                    break
+            return tg.stack(outputs)
 
     @staticmethod
     def grad(t: Any) -> np.ndarray | None:

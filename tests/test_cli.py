@@ -62,9 +62,9 @@ def test_bench_prints_the_table_of_ratios(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     header, row = result.stdout.splitlines()[1:3]
-    assert "auto/opbyop" in header and row.split()[:2] == ["rnn", "char"]
+    assert "auto/opbyop" in header and "first call" in header and row.split()[:2] == ["rnn", "char"]
     assert row.split()[2] == "-" and float(row.split()[3]) > 0  # no yardstick; manual ms
-    assert float(row.split()[9]) > 0  # autograd / op by op
+    assert float(row.split()[10]) > 0 and float(row.split()[11]) > 0  # autograd / replay, / op by op
     assert run("bench", "--cells", "nope", cwd=tmp_path).returncode == 2
 
 
@@ -79,7 +79,7 @@ def test_bench_times_a_yardstick_file_in_the_same_run(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     row = result.stdout.splitlines()[2].split()
     assert float(row[2]) >= 1.0  # the yardstick's millisecond of sleep
-    assert float(row[7]) > 0 and float(row[8]) > 0  # manual / yardstick, autograd / yardstick
+    assert float(row[8]) > 0 and float(row[9]) > 0  # manual / yardstick, autograd / yardstick
     (tmp_path / "bad.py").write_text("CELLS = {}\n")
     bad = run("bench", "--yardstick", "bad.py", cwd=tmp_path)
     assert bad.returncode == 2 and "has no CELLS dict with rnn, lstm, gru" in bad.stderr

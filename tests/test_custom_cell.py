@@ -336,8 +336,8 @@ def test_refilling_the_lengths_buffer_after_forward_changes_no_gradient(make):
             lengths[:] = T
         (output * tg.Tensor(np.random.default_rng(5).standard_normal(output.shape))).sum().backward()
         grads.append({k: p.grad.data.copy() for k, p in model.named_parameters()})
-    for name in grads[0]:
-        np.testing.assert_array_equal(grads[1][name], grads[0][name], err_msg=name)
+    for name in grads[0]:  # the first pass records the steps, the second runs them compiled: to rounding
+        np.testing.assert_allclose(grads[1][name], grads[0][name], rtol=1e-12, atol=1e-15, err_msg=name)
 
 
 def test_steps_are_recorded_under_the_cells_name():

@@ -97,9 +97,13 @@ def test_the_fuzzer_draws_every_row() -> None:
 
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r.op and len(r.shapes) == 1], ids=lambda r: r.name)
-def test_a_picture_draws_an_op_of_a_named_parameter_as_the_parameter_when_it_rearranges_or_slices(row: Row) -> None:
+def test_a_picture_draws_an_op_of_a_named_parameter_as_the_parameter_when_it_rearranges_or_slices(
+    row: Row,
+) -> None:
     rng = np.random.default_rng(0)
     weight = tg.Tensor(row.inputs[0](rng), requires_grad=True)
     out = row.tiny(weight)
     nodes, root = build(out[0] if isinstance(out, tuple) else out, {id(weight.node): "weight"})
-    assert (nodes[root].name == "weight") == (row.op.rearranges or row.op.view)  # a named parameter's slice too
+    assert (nodes[root].name == "weight") == (
+        row.op.rearranges or row.op.view
+    )  # a named parameter's slice too

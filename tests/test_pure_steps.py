@@ -21,9 +21,8 @@ from hypothesis import strategies as st
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn
+from tinygrad_rnn.compile import step_census
 from tinygrad_rnn.errors import DTypeError
-from tinygrad_rnn.replay import ReplayedStep
-from tinygrad_rnn.tensor import graph_nodes
 
 torch = pytest.importorskip("torch")
 
@@ -189,7 +188,8 @@ def make_layer(impurities: tuple[str, ...], declared: bool, bidirectional: bool,
 
 
 def replayed_steps(root: tg.Tensor) -> int:
-    return len({id(n._ctx) for n in graph_nodes([root]) if type(n._ctx) is ReplayedStep})
+    census = step_census([root])
+    return census["replayed"] + census["compiled"]
 
 
 IMPURE_CELLS = st.fixed_dictionaries(
@@ -220,12 +220,16 @@ def check_impure_cell(impurities, declared, bidirectional, period, steps, batch)
     rng = np.random.default_rng(steps * 10 + batch)
     x = rng.standard_normal((steps, batch, D))
     g = rng.standard_normal((steps, batch, H * layer.num_directions))
-    default, default_calls = run_ours(layer, x, g, None)
+    default, default_calls = run_ours(layer, x, g, None)  # compiled when declared pure
     eager, eager_calls = run_ours(layer, x, g, False)
+    replayed, _ = run_ours(layer, x, g, "replay" if declared else False)
+    again, _ = run_ours(layer, x, g, None)  # what the first pass compiled and kept
     reference = run_torch(layer, x, g)
-    for ours, op_by_op, theirs in zip(default, eager, reference, strict=True):
+    for ours, op_by_op, theirs, *others in zip(default, eager, reference, replayed, again, strict=True):
         np.testing.assert_allclose(ours, op_by_op, rtol=RTOL, atol=ATOL)
         np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-10)
+        for other in others:
+            np.testing.assert_allclose(other, op_by_op, rtol=RTOL, atol=ATOL)
     if PER_STEP & set(impurities):  # the cell's Python ran at every step
         assert default_calls == eager_calls == steps * layer.num_directions
     elif declared and steps >= 5:  # pure: replayed, with its masks computed afresh

@@ -19,8 +19,9 @@ from op_table import BY_NAME, of_kind
 
 import tinygrad_rnn as tg
 from tinygrad_rnn import nn, viz
+from tinygrad_rnn.compile import CompiledReplayer, StepCache, step_census
 from tinygrad_rnn.nn import functional as F
-from tinygrad_rnn.replay import MIN_OPS, ReplayedStep, Replayer
+from tinygrad_rnn.replay import MIN_OPS, Replayer
 from tinygrad_rnn.tensor import graph_nodes
 
 torch = pytest.importorskip("torch")
@@ -133,8 +134,8 @@ def grad_of(p: Any) -> np.ndarray:
     return p.grad.data.copy() if isinstance(p, tg.Tensor) else p.grad.numpy().copy()
 
 
-def run_tiny(layer: nn.Recurrent, x: np.ndarray, g: np.ndarray, replay: bool) -> list[np.ndarray]:
-    layer.replay = replay
+def run_tiny(layer: nn.Recurrent, x: np.ndarray, g: np.ndarray, compile: Any) -> list[np.ndarray]:
+    layer.compile = compile
     layer.zero_grad()
     xt = tg.Tensor(x, requires_grad=True)
     out, h_n = layer(xt)
@@ -163,27 +164,32 @@ def run_torch(layer: nn.Recurrent, x: np.ndarray, g: np.ndarray) -> list[np.ndar
     return [out.detach().numpy(), *finals, grad_of(xt), *[grad_of(q) for q in p]]
 
 
-def replayed_steps(root: tg.Tensor) -> int:
-    return len({id(n._ctx) for n in graph_nodes([root]) if type(n._ctx) is ReplayedStep})
+def replayed_steps(root: tg.Tensor, kind: str = "replayed") -> int:
+    """The replayed (or "compiled") steps in the graph."""
+    return step_census([root])[kind]
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(program=programs, two_parts=st.booleans(), steps=st.integers(1, 8), batch=st.integers(1, 3))
-def test_generated_cells_replay_as_they_run_op_by_op_and_as_torch_computes(program, two_parts, steps, batch):
+def test_generated_cells_replay_and_compile_as_they_run_op_by_op_and_as_torch_computes(
+    program, two_parts, steps, batch
+):
     layer = nn.Recurrent(GeneratedCell, D, H, program=program, two_parts=two_parts, rng=0)
     rng = np.random.default_rng(len(program))
     x, g = rng.standard_normal((steps, batch, D)), rng.standard_normal((steps, batch, H))
-    eager, replayed, reference = (
-        run_tiny(layer, x, g, False),
-        run_tiny(layer, x, g, True),
-        run_torch(layer, x, g),
-    )
-    for a, b, c in zip(eager, replayed, reference, strict=True):
-        np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL)
-        np.testing.assert_allclose(b, c, rtol=1e-9, atol=1e-10)
-    out, _ = layer(tg.Tensor(x))
-    # steps 0-2 record and the rest replay; one more records when the state needs grad only from step 2
-    assert replayed_steps(out) >= max(0, steps - 4)
+    eager, reference = run_tiny(layer, x, g, False), run_torch(layer, x, g)
+    # replayed; compiled twice: recorded in the first forward pass, kept for the second
+    for compile in ("replay", True, True):
+        ours = run_tiny(layer, x, g, compile)
+        for a, b, c in zip(eager, ours, reference, strict=True):
+            np.testing.assert_allclose(b, a, rtol=RTOL, atol=ATOL)
+            np.testing.assert_allclose(b, c, rtol=1e-9, atol=1e-10)
+    refused = any(op == "mask" for op, _ in program)  # its mask is an array from outside the step
+    for compile, kind in (("replay", "replayed"), (True, "compiled")):
+        layer.compile = compile
+        out, _ = layer(tg.Tensor(x))
+        # steps 0-2 record and the rest replay; one more records when the state needs grad only from step 2
+        assert replayed_steps(out, kind) >= (0 if refused else max(0, steps - 4))
 
 
 # --- the built-in layers ------------------------------------------------------------------------------
@@ -230,14 +236,24 @@ def run_layer(
 @pytest.mark.parametrize("kind", list(LAYERS))
 @pytest.mark.parametrize("options", OPTIONS, ids=["plain", "deep_bidirectional", "batch_first_no_bias"])
 @pytest.mark.parametrize("lengths", [None, [9, 4, 7]], ids=["full", "lengths"])
-def test_builtin_layers_replay_as_they_run_op_by_op(kind, options, lengths):
+def test_builtin_layers_replay_and_compile_as_they_run_op_by_op(kind, options, lengths):
     layer = LAYERS[kind](dtype=np.float64, rng=0, **options)
     eager, _ = run_layer(layer, False, lengths, hx=True)
-    replayed, out = run_layer(layer, True, lengths, hx=True)
-    for a, b in zip(eager, replayed, strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
-    short = kind.startswith("rnn")  # one product and an activation: fewer than MIN_OPS, run op by op
-    assert replayed_steps(out) == (0 if short else layer.num_layers * layer.num_directions * (9 - 3))
+    directions = layer.num_layers * layer.num_directions
+    kept = kind != "gru_original"  # its steps capture views of weight_hh made per forward pass
+    # replayed; compiled: recorded, then kept from the first step of the next forward pass on
+    for compile, kind_of_step, pass_ in (
+        ("replay", "replayed", 0),
+        (True, "compiled", 0),
+        (True, "compiled", 1),
+    ):
+        ours, out = run_layer(layer, compile, lengths, hx=True)
+        for a, b in zip(eager, ours, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-14)
+        # one product and an activation: fewer than MIN_OPS, run op by op, but compiled
+        short = kind.startswith("rnn") and compile == "replay"
+        steps = 9 if pass_ and kept else 9 - 3
+        assert replayed_steps(out, kind_of_step) == (0 if short else directions * steps)
 
 
 # --- cells replay must refuse ---------------------------------------------------------------------------
@@ -318,21 +334,25 @@ def test_replay_false_runs_every_step_op_by_op():
 # --- the engine's checks on a replayed graph -----------------------------------------------------------
 
 
-def replayed_gru() -> tuple[nn.GRU, tg.Tensor]:
-    layer = nn.GRU(D, H, dtype=np.float64, rng=0)
+def replayed_gru(compile: Any = True) -> tuple[nn.GRU, tg.Tensor]:
+    layer = nn.GRU(D, H, dtype=np.float64, rng=0, compile=compile)
     out, _ = layer(tg.Tensor(np.random.default_rng(0).standard_normal((8, 2, D))))
-    assert replayed_steps(out) == 5
+    assert replayed_steps(out) + replayed_steps(out, "compiled") == 5
     return layer, out
 
 
-def replayed_loop(step: Any) -> tuple[tg.Tensor, list[tg.Tensor]]:
-    """Six steps of `step(x_t, h)` through a Replayer, as a layer runs them: x and the states."""
+REPLAYERS = {"replayed": Replayer, "compiled": lambda step: CompiledReplayer(step, StepCache())}
+
+
+def replayed_loop(step: Any, make: Any = Replayer) -> tuple[tg.Tensor, list[tg.Tensor]]:
+    """Six steps of `step(x_t, h)` through a Replayer (`make(step)`), as a layer runs them: x and the
+    states."""
     x = tg.Tensor(np.random.default_rng(4).uniform(0.5, 1.5, (6, 2, H)), requires_grad=True)
-    replayer, h, states = Replayer(step), tg.Tensor(np.ones((2, H))), []
+    replayer, h, states = make(step), tg.Tensor(np.ones((2, H))), []
     for x_t in x.unbind(0):
         h = replayer(x_t, h)
         states.append(h)
-    assert replayed_steps(h) == 3
+    assert replayed_steps(h) + replayed_steps(h, "compiled") == 3
     return x, states
 
 
@@ -343,33 +363,37 @@ def test_a_step_of_fewer_than_min_ops_runs_op_by_op():
     assert replayed_steps(h) == 0 and replayer.eager and len(replayer.program.ops) == 2 < MIN_OPS
 
 
-def test_changing_a_replayed_steps_saved_output_in_place_makes_backward_raise():
-    _, states = replayed_loop(lambda x_t, h: ((x_t + h) * 0.5).tanh())
+@pytest.mark.parametrize("make", list(REPLAYERS))
+def test_changing_a_replayed_steps_saved_output_in_place_makes_backward_raise(make):
+    _, states = replayed_loop(lambda x_t, h: ((x_t + h) * 0.5).tanh(), REPLAYERS[make])
     states[4].detach()[0, 0] = 5.0  # the values tanh's backward reads
-    with pytest.raises(RuntimeError, match="the output .* of ReplayedStep"):
+    with pytest.raises(RuntimeError, match="the output .* of (Replayed|Compiled)Step"):
         states[-1].sum().backward()
 
 
-def test_changing_what_a_replayed_step_reads_makes_backward_raise_and_nothing_else_does():
-    x, states = replayed_loop(lambda x_t, h: ((x_t + h) * 0.5).tanh())
+@pytest.mark.parametrize("make", list(REPLAYERS))
+def test_changing_what_a_replayed_step_reads_makes_backward_raise_and_nothing_else_does(make):
+    x, states = replayed_loop(lambda x_t, h: ((x_t + h) * 0.5).tanh(), REPLAYERS[make])
     x.detach()[...] = 0.0  # x_t is added, never read by backward: as in eager, no error
     states[-1].sum().backward()
-    x, states = replayed_loop(lambda x_t, h: (x_t * h * 0.5).tanh())
+    x, states = replayed_loop(lambda x_t, h: (x_t * h * 0.5).tanh(), REPLAYERS[make])
     x.detach()[...] = 0.0  # x_t is multiplied: backward reads it
-    with pytest.raises(RuntimeError, match="input 0 of ReplayedStep"):
+    with pytest.raises(RuntimeError, match="input 0 of (Replayed|Compiled)Step"):
         states[-1].sum().backward()
 
 
-def test_an_optimizer_step_before_backward_makes_a_replayed_graph_raise():
-    layer, out = replayed_gru()
+@pytest.mark.parametrize("compile", [True, "replay"])
+def test_an_optimizer_step_before_backward_makes_a_replayed_graph_raise(compile):
+    layer, out = replayed_gru(compile)
     layer.weight_hh_l0.grad = tg.Tensor(np.ones(layer.weight_hh_l0.shape))
     tg.optim.SGD([layer.weight_hh_l0], lr=0.1).step()
     with pytest.raises(RuntimeError, match="changed in place"):
         out.sum().backward()
 
 
-def test_a_replayed_graph_goes_backward_twice_only_when_retained():
-    layer, out = replayed_gru()
+@pytest.mark.parametrize("compile", [True, "replay"])
+def test_a_replayed_graph_goes_backward_twice_only_when_retained(compile):
+    layer, out = replayed_gru(compile)
     out.sum().backward(retain_graph=True)
     once = layer.weight_hh_l0.grad.data.copy()
     out.sum().backward()
@@ -378,8 +402,9 @@ def test_a_replayed_graph_goes_backward_twice_only_when_retained():
         out.sum().backward()
 
 
-def test_a_replayed_forward_under_no_grad_gives_the_same_values():
-    layer = nn.LSTM(D, H, dtype=np.float64, rng=0)
+@pytest.mark.parametrize("compile", [True, "replay"])
+def test_a_replayed_forward_under_no_grad_gives_the_same_values(compile):
+    layer = nn.LSTM(D, H, dtype=np.float64, rng=0, compile=compile)
     x = tg.Tensor(np.random.default_rng(1).standard_normal((12, 2, D)))
     with tg.no_grad():
         replayed, _ = layer(x)
@@ -389,12 +414,13 @@ def test_a_replayed_forward_under_no_grad_gives_the_same_values():
     np.testing.assert_allclose(replayed.data, eager.data, rtol=1e-13)
 
 
-def test_ten_thousand_replayed_steps_backpropagate():
-    layer = nn.GRU(1, 2, dtype=np.float64, rng=0)
+@pytest.mark.parametrize("compile", [True, "replay"])
+def test_ten_thousand_replayed_steps_backpropagate(compile):
+    layer = nn.GRU(1, 2, dtype=np.float64, rng=0, compile=compile)
     x = tg.Tensor(np.random.default_rng(2).standard_normal((10_000, 1, 1)), requires_grad=True)
     out, _ = layer(x)
     out.sum().backward()
-    assert replayed_steps(out) == 10_000 - 3
+    assert replayed_steps(out) + replayed_steps(out, "compiled") == 10_000 - 3
     assert np.isfinite(x.grad.data).all() and np.abs(x.grad.data[0]).sum() > 0
 
 
@@ -404,20 +430,21 @@ def test_ten_thousand_replayed_steps_backpropagate():
 @pytest.mark.parametrize("kind", ["lstm", "gru", "lstm_proj"])
 def test_a_replayed_layer_draws_and_keeps_gradients_as_the_eager_one(kind):
     pictures, gates = [], []
-    for replay in (False, True):
+    for replay in (False, "replay", True):
         layer = LAYERS[kind](dtype=np.float64, rng=0)
         _, out = run_layer(layer, replay, None, hx=False, retain=True)
         root = out.sum()
         pictures.append(viz.draw(root, show_grads=True, max_steps=None).source)
         gates.append([(n.name, n.scope, n.op, n.shape, None if n.grad is None else n.grad.data)
                       for n in graph_nodes([out]) if n.scope is not None])  # fmt: skip
-    assert pictures[0] == pictures[1]
-    assert len(gates[0]) == len(gates[1]) > 9 * 3
-    for a, b in zip(sorted(gates[0], key=repr_key), sorted(gates[1], key=repr_key), strict=True):
-        assert a[:4] == b[:4]
-        assert (a[4] is None) == (b[4] is None)
-        if a[4] is not None:
-            np.testing.assert_allclose(b[4], a[4], rtol=1e-12, atol=1e-14)
+    assert pictures[0] == pictures[1] == pictures[2]
+    for ours in gates[1:]:
+        assert len(gates[0]) == len(ours) > 9 * 3
+        for a, b in zip(sorted(gates[0], key=repr_key), sorted(ours, key=repr_key), strict=True):
+            assert a[:4] == b[:4]
+            assert (a[4] is None) == (b[4] is None)
+            if a[4] is not None:
+                np.testing.assert_allclose(b[4], a[4], rtol=1e-12, atol=1e-14)
 
 
 def repr_key(entry: tuple) -> str:

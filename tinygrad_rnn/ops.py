@@ -236,20 +236,28 @@ class Sigmoid(Function):
         return (grad * (y * (1 - y)),)
 
 
+def softplus(x: np.ndarray) -> np.ndarray:
+    """log(1 + eˣ), as max(x, 0) + log(1 + e^−|x|) (no overflow), and x itself above 20 (as torch)."""
+    return np.where(x > 20, x, np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0))
+
+
+def softplus_slope(x: np.ndarray) -> np.ndarray:
+    """d softplus / dx = σ(x) (1 above 20, where softplus is x), in x's dtype."""
+    return np.where(x > 20, 1, stable_sigmoid(x)).astype(x.dtype, copy=False)
+
+
 class Softplus(Function):
-    """y = log(1 + eˣ), as max(x, 0) + log(1 + e^−|x|) (no overflow), and y = x above 20 (as torch);
-    dx = g σ(x)."""
+    """y = softplus(x); dx = g σ(x)."""
 
     @staticmethod
     def forward(ctx, x):
         ctx.save_for_backward(x)
-        y = np.log1p(np.exp(-np.abs(x))) + np.maximum(x, 0)
-        return np.where(x > 20, x, y)
+        return softplus(x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved
-        return (grad * np.where(x > 20, 1, stable_sigmoid(x)).astype(grad.dtype, copy=False),)
+        return (grad * softplus_slope(x),)
 
 
 class Relu(Function):

@@ -171,7 +171,11 @@ class Program:
         arrays = [t._data for t in tensors]
         ctx = ReplayedStep.__new__(ReplayedStep)
         ctx.program = self
-        out = ctx.forward_ops(arrays)
+        return self.finish(ctx, tensors, ctx.forward_ops(arrays))
+
+    def finish(self, ctx: ReplayedStep, tensors: list[Tensor], out: list[np.ndarray]) -> Any:
+        """The step's result: Tensors of the arrays `out` made by the node `ctx` (a replayed step, or a
+        compiled one: tinygrad_rnn/compile), which enters the graph when some input needs a gradient."""
         record = False
         if grad_enabled.get():
             nodes = tuple([t.node for t in tensors])
@@ -382,6 +386,16 @@ def _flatten(args: tuple[Any, ...]) -> tuple[list[Tensor], tuple[Any, ...]] | No
     return flat, tuple(structure)
 
 
+def signature_of(inputs: list[Tensor], structure: tuple[Any, ...]) -> Any:
+    """What a program is recorded for: the arguments' structure, grad mode, and each input's shape,
+    dtype and requires_grad."""
+    return (
+        structure,
+        grad_enabled.get(),
+        tuple([(t._data.shape, t._data.dtype, t.node.requires_grad) for t in inputs]),
+    )
+
+
 def _record(
     step: Step, args: tuple[Any, ...], inputs: list[Tensor], signature: Any, python_state: PythonState | None
 ) -> tuple[Any, Program | None, str | None]:
@@ -493,11 +507,7 @@ class Replayer:
         if flattened is None:
             return self.step(*args)
         inputs, structure = flattened
-        signature = (
-            structure,
-            grad_enabled.get(),
-            tuple([(t._data.shape, t._data.dtype, t.node.requires_grad) for t in inputs]),
-        )
+        signature = signature_of(inputs, structure)
         program = self.program
         if program is not None and program.signature == signature:
             return program.run(inputs)

@@ -3,9 +3,11 @@ the autograd (`nn`), the hand-written `manual` package and, when installed, PyTo
 gradient of the output (`output.backward(G)`, manual's doutput = G), so none pays for a loss op.
 
 The autograd step is written as a PyTorch user writes it: `optimizer.zero_grad()` (its default frees
-the gradients), forward, backward. It is timed twice: as the layers run by default, each step
-replayed once recorded (tinygrad_rnn/replay.py), and with every step run op by op (`replay = False`),
-so the engine's gain is one ratio of one run. `--yardstick FILE.py` adds hand-written numpy training
+the gradients), forward, backward. It is timed three times: as the layers run by default, the steps
+compiled once recorded (tinygrad_rnn/compile), replayed instead (`compile="replay"`,
+tinygrad_rnn/replay.py), and with every step run op by op (`compile=False`), so the engine's gains
+are ratios of one run. `first call` is what a new layer's first training step costs beyond a later
+one: recording its steps and generating their code. `--yardstick FILE.py` adds hand-written numpy training
 steps (a file whose `CELLS` maps each cell to `fn(x, h0, [c0,] w_ih, w_hh, b_ih, b_hh, dy)`, such as
 the shared bench's manual_ref.py) to the same run.
 
@@ -93,13 +95,14 @@ def peak_bytes(step: Callable[[], object]) -> int:
         tracemalloc.stop()
 
 
-def training_step(model: Any, x: Tensor, g: np.ndarray, replay: bool) -> Callable[[], None]:
+def training_step(model: Any, x: Tensor, g: np.ndarray, compile: bool | str) -> Callable[[], None]:  # noqa: A002
     """One autograd training step as a PyTorch user writes it: `optimizer.zero_grad()` (its default
-    frees the gradients), forward, and backward of Σ out ⊙ G; the steps replayed or run op by op."""
+    frees the gradients), forward, and backward of Σ out ⊙ G; the steps compiled (True), replayed
+    ("replay") or run op by op (False)."""
     optimizer = optim.SGD(model.parameters(), lr=0.0)
 
     def step() -> None:
-        model.replay = replay
+        model.compile = compile
         optimizer.zero_grad()
         output, _ = model(x)
         output.backward(g)  # the gradient of Σ out ⊙ G
@@ -123,8 +126,9 @@ def steps_for(cell: str, config: str, torch_module: Any, yardstick: Any) -> dict
         manual.recurrent_backward(g, None, cache)
 
     implementations = {
-        "autograd": training_step(model, x_tensor, g, replay=True),
-        "op by op": training_step(model, x_tensor, g, replay=False),
+        "autograd": training_step(model, x_tensor, g, True),
+        "replay": training_step(model, x_tensor, g, "replay"),
+        "op by op": training_step(model, x_tensor, g, False),
         "manual": manual_step,
     }
     if yardstick is not None:
@@ -153,20 +157,61 @@ QUICK = (("char", "mid"), 3, 2)
 FULL = (tuple(CONFIGS), 5, 3)
 
 
-def custom_cell_steps(config: str) -> dict[str, Callable[[], object]]:
-    """One autograd training step of nn.Recurrent(PeepholeLSTMCell), replayed and op by op, and of
-    nn.LSTM, with the same input and G."""
+def custom_cell_steps(config: str, torch_module: Any) -> dict[str, Callable[[], object]]:
+    """One autograd training step of nn.Recurrent(PeepholeLSTMCell), compiled, replayed and op by op,
+    and of nn.LSTM, with the same input and G; and the same cell as a PyTorch user writes a custom cell
+    (an eager loop of torch ops), when torch is given."""
     steps, batch, width, hidden = CONFIGS[config]
     rng = np.random.default_rng(0)
     x = Tensor(rng.standard_normal((steps, batch, width)).astype(np.float32))
     g = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
     peephole = Recurrent(PeepholeLSTMCell, width, hidden, rng=0)
     lstm = LAYERS["lstm"](width, hidden, rng=0)
-    return {
-        "peephole": training_step(peephole, x, g, replay=True),
-        "op by op": training_step(peephole, x, g, replay=False),
-        "lstm": training_step(lstm, x, g, replay=True),
+    implementations = {
+        "peephole": training_step(peephole, x, g, True),
+        "replay": training_step(peephole, x, g, "replay"),
+        "op by op": training_step(peephole, x, g, False),
+        "lstm": training_step(lstm, x, g, True),
     }
+    if torch_module is not None:
+        implementations["torch eager"] = torch_peephole_step(torch_module, peephole.cell_l0, x.data, g)
+    return implementations
+
+
+def torch_peephole_step(torch: Any, cell: Any, x: np.ndarray, g: np.ndarray) -> Callable[[], None]:
+    """nn.examples.PeepholeLSTMCell's step written in torch ops, in a Python loop over time."""
+    p = {name: torch.tensor(q.data, requires_grad=True) for name, q in cell.named_parameters()}
+    x_t, g_t = torch.from_numpy(x), torch.from_numpy(g)
+
+    def step() -> None:
+        for q in p.values():
+            q.grad = None
+        h = c = torch.zeros(x.shape[1], g.shape[2])
+        outputs = []
+        for t in range(x.shape[0]):
+            i, f, n, o = (x_t[t] @ p["weight_ih"].T + h @ p["weight_hh"].T + p["bias"]).chunk(4, 1)
+            i, f = (i + p["peep_i"] * c).sigmoid(), (f + p["peep_f"] * c).sigmoid()
+            c = f * c + i * n.tanh()
+            h = (o + p["peep_o"] * c).sigmoid() * c.tanh()
+            outputs.append(h)
+        torch.stack(outputs).backward(g_t)
+
+    return step
+
+
+def first_call_ms(cell: str, config: str) -> float:
+    """What a new layer's first training step costs beyond its third (recording, code generation)."""
+    steps, batch, width, hidden = CONFIGS[config]
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.standard_normal((steps, batch, width)).astype(np.float32))
+    g = rng.standard_normal((steps, batch, hidden)).astype(np.float32)
+    step = training_step(LAYERS[cell](width, hidden, rng=0), x, g, True)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return (times[0] - times[2]) * 1e3
 
 
 def add_bench_parser(subparsers: Any) -> None:
@@ -264,10 +309,10 @@ def run_bench(args: argparse.Namespace) -> int:
         f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
         f"torch {torch_text}; milliseconds, the fastest of {args.rounds} rounds' medians of {args.runs} runs"
     )
-    columns = ["yardstick", "manual", "autograd", "op by op", "torch"]
+    columns = ["yardstick", "manual", "autograd", "replay", "op by op", "torch"]
     header = f"{'cell':<5}{'config':<7}" + "".join(f"{c:>11}" for c in columns)
-    header += f"{'man/yard':>10}{'auto/yard':>11}{'auto/opbyop':>13}{'auto/torch':>12}"
-    header += f"{'peak auto MB':>14}{'peak manual MB':>16}{'threads':>9}"
+    header += f"{'man/yard':>10}{'auto/yard':>11}{'auto/replay':>13}{'auto/opbyop':>13}{'auto/torch':>12}"
+    header += f"{'first call':>12}{'peak auto MB':>14}{'peak manual MB':>16}{'threads':>9}"
     print(header)
     custom = [config for config in configs if config in CUSTOM_CELL_CONFIGS]
     rows = [(cell, config) for cell in cells for config in configs]
@@ -283,26 +328,35 @@ def run_bench(args: argparse.Namespace) -> int:
             timed = median_seconds(implementations, runs, args.rounds)
             ms = {name: t * 1e3 for name, t in timed.items()}
             mem = {name: peak_bytes(implementations[name]) / 2**20 for name in ("autograd", "manual")}
+            first = first_call_ms(cell, config)
         times = "".join(f"{ms[c]:>11.1f}" if c in ms else f"{'-':>11}" for c in columns)
         print(
             f"{cell:<5}{config:<7}{times}{ratio(ms, 'manual', 'yardstick'):>10}"
-            f"{ratio(ms, 'autograd', 'yardstick'):>11}{ratio(ms, 'autograd', 'op by op'):>13}"
-            f"{ratio(ms, 'autograd', 'torch'):>12}{mem['autograd']:>14.1f}{mem['manual']:>16.1f}"
+            f"{ratio(ms, 'autograd', 'yardstick'):>11}{ratio(ms, 'autograd', 'replay'):>13}"
+            f"{ratio(ms, 'autograd', 'op by op'):>13}{ratio(ms, 'autograd', 'torch'):>12}{first:>12.1f}"
+            f"{mem['autograd']:>14.1f}{mem['manual']:>16.1f}"
             f"{threads:>9}",
             flush=True,
         )
     if custom:
         print("\nyour own cell: nn.Recurrent(nn.examples.PeepholeLSTMCell) (plain Tensor ops) vs nn.LSTM")
-        print(f"{'config':<7}{'peephole ms':>12}{'op by op ms':>12}{'nn.LSTM ms':>12}{'peephole/LSTM':>15}")
+        print(
+            f"{'config':<7}{'peephole ms':>12}{'replay ms':>12}{'op by op ms':>12}{'nn.LSTM ms':>12}"
+            f"{'torch eager':>12}{'peephole/LSTM':>15}{'peep/torch':>12}"
+        )
     for config in custom:
         progress.next(f"your own cell {config}")
         _, batch, _, hidden = CONFIGS[config]
-        with blas_threads(args.threads, batch, hidden, 4 * hidden):
-            timed = median_seconds(custom_cell_steps(config), args.runs, args.rounds)
+        with blas_threads(args.threads, batch, hidden, 4 * hidden) as threads:
+            if torch is not None:
+                torch.set_num_threads(threads)
+            timed = median_seconds(custom_cell_steps(config, torch), args.runs, args.rounds)
             ms = {name: t * 1e3 for name, t in timed.items()}
+        eager = f"{ms['torch eager']:>12.1f}" if "torch eager" in ms else f"{'-':>12}"
         print(
-            f"{config:<7}{ms['peephole']:>12.1f}{ms['op by op']:>12.1f}{ms['lstm']:>12.1f}"
-            f"{ms['peephole'] / ms['lstm']:>15.2f}",
+            f"{config:<7}{ms['peephole']:>12.1f}{ms['replay']:>12.1f}{ms['op by op']:>12.1f}"
+            f"{ms['lstm']:>12.1f}{eager}{ms['peephole'] / ms['lstm']:>15.2f}"
+            f"{ratio(ms, 'peephole', 'torch eager'):>12}",
             flush=True,
         )
     return 0

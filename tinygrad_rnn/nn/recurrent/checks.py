@@ -33,13 +33,16 @@ def check_flag(owner: str, label: str, value: Any) -> bool:
     return bool(value)
 
 
-def check_compile(owner: str, compile: Any, replay: Any) -> bool | None:  # noqa: A002
-    """The `compile=` knob (None, True or False), or its earlier name `replay=`; not both, differing."""
+def check_compile(owner: str, compile: Any, replay: Any) -> bool | str | None:  # noqa: A002
+    """The `compile=` knob (None, True, "replay" or False), or its earlier name `replay=`; not both,
+    differing."""
+    if compile == "replay" and replay in (None, True):
+        return "replay"
     for label, value in (("compile", compile), ("replay", replay)):
         if value is not None and not isinstance(value, bool | np.bool_):
             raise TypeError(
-                f"{owner}: {label} should be None (the cell's own `pure` declaration), True or False, "
-                f"got {type(value).__name__} {value!r}"
+                f"{owner}: {label} should be None (the cell's own `pure` declaration), True, False or "
+                f"(compile only) 'replay', got {type(value).__name__} {value!r}"
             )
     if compile is not None and replay is not None and bool(compile) != bool(replay):
         raise ValueError(

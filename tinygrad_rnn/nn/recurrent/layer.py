@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ...compile import BOOKKEEPING, compiled
 from ...context import scope
 from ...errors import ShapeError
 from ...factories import generator
@@ -36,6 +37,8 @@ from .protocol import State, check_step_state, output_of
 from .purity import declared_pure, python_state
 
 Mask = np.ndarray | None
+# the layer's attributes no step reads (its dropout generator, what it said, what compile keeps)
+LAYER_BOOKKEEPING = BOOKKEEPING | {"_rng", "_refusals_said"}
 StepCheck = Callable[[State, State | None, int], None]
 
 
@@ -60,8 +63,9 @@ class RecurrentBase(Module):
     """
 
     state_names: tuple[str, ...] | None = None
-    # True: the steps are pure and replayed once recorded; False: op by op; None: the cell's `pure`
-    compile: bool | None = None
+    # True: the steps are pure, compiled once recorded ("replay": replayed, not compiled); False: op
+    # by op; None: the cell's `pure`
+    compile: bool | str | None = None
 
     @property
     def replay(self) -> bool | None:
@@ -260,11 +264,23 @@ class RecurrentBase(Module):
             if state is None:
                 state = direction.initial_state(batch)
 
-        step = self._fast_path(direction)
+        step = self._fast_path(direction, label)
         # without hx each sequence begins from what the step makes of None; track who has begun
         waiting = np.ones((batch, 1), dtype=bool) if state is None else None
         outputs: list[Tensor | None] = [None] * steps
-        for t in way.order(steps):
+        order = list(way.order(steps))
+        rest = getattr(step, "rest", None)  # a compiled step runs the steps left as one node
+        unmasked = _unmasked_from(masks, order)
+        for i, t in enumerate(order):
+            if rest is not None and i >= unmasked and waiting is None:
+                states = rest(
+                    [inputs[u] for u in order[i:]], state, [step_scope(label, u) for u in order[i:]]
+                )
+                if states is not None:  # the compiled steps' states have the signature checked before
+                    for u, new_state in zip(order[i:], states, strict=True):
+                        outputs[u] = output_of(new_state)
+                    state = states[-1]
+                    break
             with scope(step_scope(label, t)):
                 valid = masks[t]  # (N, 1), None when every sequence runs at t
                 begin = None if waiting is None or state is None else _beginning(waiting, valid)
@@ -284,9 +300,15 @@ class RecurrentBase(Module):
                     waiting = waiting if waiting is not None and waiting.any() else None
         return stack(outputs), state
 
-    def _fast_path(self, direction: Direction) -> Step:
-        """The step, replayed once recorded where it is pure (the built-in steps are), else itself."""
-        return direction if self.compile is False else Replayer(direction)
+    def _fast_path(self, direction: Direction, label: str) -> Step:
+        """The step, compiled (or replayed, with compile="replay") once recorded where it is pure (the
+        built-in steps are), else itself."""
+        if self.compile is False:
+            return direction
+        if self.compile == "replay":
+            return Replayer(direction)
+        state = python_state([self], versions=False, skip=LAYER_BOOKKEEPING)
+        return compiled(self, label, direction, state, self.parameters())
 
     def _warn_once(self, reason: str) -> None:
         """A declared-pure step refused replay: say why, once per layer and reason."""
@@ -332,6 +354,14 @@ class RecurrentBase(Module):
         if self.bidirectional:
             text += ", bidirectional=True"
         return text
+
+
+def _unmasked_from(masks: list[Mask], order: list[int]) -> int:
+    """The first position in `order` from which every step runs all sequences (no mask)."""
+    position = len(order)
+    while position > 0 and masks[order[position - 1]] is None:
+        position -= 1
+    return position
 
 
 def _beginning(waiting: np.ndarray, valid: Mask) -> Mask:
@@ -438,12 +468,17 @@ class Recurrent(RecurrentBase):
     def _direction(self, layer: int, way: TimeDirection) -> _CellDirection:
         return _CellDirection(self.cell_at(layer, way))
 
-    def _fast_path(self, direction: _CellDirection) -> Step:  # type: ignore[override]
-        """Replayed only when declared pure, and refused (with a warning) where a guard sees otherwise."""
+    def _fast_path(self, direction: _CellDirection, label: str) -> Step:  # type: ignore[override]
+        """Compiled (or replayed) only when declared pure, and refused (with a warning) where a guard
+        sees otherwise."""
         cell = direction.cell
         if not declared_pure(cell, self.compile):
             return direction
-        return Replayer(direction, lambda: python_state([cell]), self._warn_once)
+        guard = lambda: python_state([cell])  # noqa: E731
+        if self.compile == "replay":
+            return Replayer(direction, guard, self._warn_once)
+        state = python_state([cell], versions=False)
+        return compiled(self, label, direction, state, cell.parameters(), guard, self._warn_once)
 
     def _step_check(self, layer: int, way: TimeDirection, batch: int) -> StepCheck:
         owner = f"Recurrent({self.cell_name})"

@@ -37,39 +37,46 @@ def declared_pure(cell: Any, compile: bool | None) -> bool:
     return bool(getattr(type(cell), "pure", False)) if compile is None else compile
 
 
-def python_state(cells: list[Module]) -> dict[str, Any]:
+def python_state(
+    cells: list[Module], versions: bool = True, skip: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """A snapshot of everything the cells' Python could change during a step, keyed by where it is
-    ('PeepholeLSTMCell.counter'): each attribute of each module, containers and plain objects looked
-    into, arrays copied, generators by their state, tensors by identity and version."""
+    ('PeepholeLSTMCell.counter'): each attribute of each module (but those in `skip`), containers and
+    plain objects looked into, arrays copied, generators by their state, tensors by identity and
+    version (`versions=False`: by identity, array, dtype, shape and requires_grad, what a compiled
+    program holds on to across forward passes while an optimizer changes values in place)."""
     snapshot: dict[str, Any] = {}
     for cell in cells:
         for path, module in cell.named_modules(type(cell).__name__):
             for attribute, value in vars(module).items():
-                snapshot[f"{path}.{attribute}"] = _fingerprint(value, DEPTH)
+                if attribute not in skip:
+                    snapshot[f"{path}.{attribute}"] = _fingerprint(value, DEPTH, versions)
     return snapshot
 
 
-def _fingerprint(value: Any, depth: int) -> Any:
+def _fingerprint(value: Any, depth: int, versions: bool = True) -> Any:
     if value is None or isinstance(value, bool | int | float | complex | str | bytes | np.generic):
         return value
     if isinstance(value, Tensor):
+        if not versions:
+            return ("tensor", id(value), id(value._data), value.dtype, value.shape, value.requires_grad)
         return ("tensor", id(value), value.version)
     if isinstance(value, Module):
         return ("module", id(value))  # its own attributes have entries of their own
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, np.random.Generator):
-        return ("generator", _fingerprint(value.bit_generator.state, depth))
+        return ("generator", _fingerprint(value.bit_generator.state, depth, versions))
     if isinstance(value, random.Random):
         return ("random", value.getstate())
     if depth == 0:
         return ("object", id(value))
     if isinstance(value, dict):
-        return ("dict", tuple((repr(k), _fingerprint(v, depth - 1)) for k, v in value.items()))
+        return ("dict", tuple((repr(k), _fingerprint(v, depth - 1, versions)) for k, v in value.items()))
     if isinstance(value, list | tuple):
-        return (type(value).__name__, tuple(_fingerprint(v, depth - 1) for v in value))
+        return (type(value).__name__, tuple(_fingerprint(v, depth - 1, versions) for v in value))
     if isinstance(value, set | frozenset):
         return ("set", frozenset(id(v) for v in value))
     if hasattr(value, "__dict__") and not callable(value):
-        return ("object", id(value), _fingerprint(vars(value), depth - 1))
+        return ("object", id(value), _fingerprint(vars(value), depth - 1, versions))
     return ("object", id(value))

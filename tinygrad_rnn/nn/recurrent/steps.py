@@ -108,11 +108,12 @@ class LSTMStep(_Step):
 class GRUStep(_Step):
     """Gates r|z|n. r = σ(x W_irᵀ + b_ir + h W_hrᵀ + b_hr), z likewise, h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}.
 
-    reset_after=True (PyTorch, cuDNN): n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn)).
-    reset_after=False (the original GRU, most textbooks): n = tanh(x W_inᵀ + b_in + (r ⊙ h) W_hnᵀ + b_hn).
-
-    `project` returns the r|z block (with b_hr, b_hz added) and the n block (with b_hn added when r
-    does not multiply it); each step then takes h W_hrzᵀ and h W_hnᵀ as two products.
+    reset_after=True (PyTorch, cuDNN): n = tanh(x W_inᵀ + b_in + r ⊙ (h W_hnᵀ + b_hn)). Each step
+    makes h W_hhᵀ + b_hh as one product and cuts it in its r|z and n blocks: the step reads only the
+    layer's own parameters, so its compiled program is kept from one forward pass to the next.
+    reset_after=False (the original GRU, most textbooks): n = tanh(x W_inᵀ + b_in + (r ⊙ h) W_hnᵀ + b_hn):
+    `project` adds b_hr, b_hz to the r|z block and b_hn to the n block; each step takes h W_hrzᵀ and
+    (r ⊙ h) W_hnᵀ as two products.
     """
 
     def __init__(
@@ -120,24 +121,30 @@ class GRUStep(_Step):
     ) -> None:
         hidden = w_hh.shape[1]
         self.hidden, self.reset_after = hidden, reset_after
-        self.w_ih, self.b_ih = w_ih, b_ih
-        w_rz, w_n = w_hh.split([2 * hidden, hidden], 0)
-        self.recurrent_rz, self.recurrent_n = _Recurrent(w_rz), _Recurrent(w_n)
-        self.b_rz, self.b_n = b_hh.split([2 * hidden, hidden], 0) if b_hh is not None else (None, None)
+        self.w_ih, self.b_ih, self.b_hh = w_ih, b_ih, b_hh
+        if reset_after:
+            self.recurrent = _Recurrent(w_hh)
+        else:
+            w_rz, w_n = w_hh.split([2 * hidden, hidden], 0)
+            self.recurrent_rz, self.recurrent_n = _Recurrent(w_rz), _Recurrent(w_n)
+            self.b_rz, self.b_n = b_hh.split([2 * hidden, hidden], 0) if b_hh is not None else (None, None)
 
     def project(self, x: Tensor) -> tuple[Tensor, ...]:
         x_rz, x_n = linear(x, self.w_ih, self.b_ih).split([2 * self.hidden, self.hidden], 1)
-        if self.b_rz is None:
+        if self.reset_after or self.b_rz is None:
             return x_rz, x_n
-        return x_rz + self.b_rz, (x_n if self.reset_after else x_n + self.b_n)
+        return x_rz + self.b_rz, x_n + self.b_n
 
     def __call__(self, x_proj: tuple[Tensor, ...], h: Tensor) -> Tensor:
         x_rz, x_n = x_proj
-        r, z = self.recurrent_rz(h, x_rz).sigmoid().chunk(2, 1)
-        r, z = _named(r, "r"), _named(z, "z")
         if self.reset_after:
-            n = ops.Addcmul.apply(x_n, r, self.recurrent_n(h, self.b_n))
+            h_rz, h_n = self.recurrent(h, self.b_hh).split([2 * self.hidden, self.hidden], 1)
+            r, z = (x_rz + h_rz).sigmoid().chunk(2, 1)
+            r, z = _named(r, "r"), _named(z, "z")
+            n = ops.Addcmul.apply(x_n, r, h_n)
         else:
+            r, z = self.recurrent_rz(h, x_rz).sigmoid().chunk(2, 1)
+            r, z = _named(r, "r"), _named(z, "z")
             n = self.recurrent_n(r * h, x_n)
         n = _named(n.tanh(), "n")
         return _named(ops.Lerp.apply(n, h, z), "h")  # n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h
