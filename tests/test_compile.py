@@ -264,3 +264,15 @@ def test_a_hoisted_cell_draws_and_keeps_gradients_as_the_eager_one():
             assert a[:4] == b[:4] and (a[4] is None) == (b[4] is None)
             if a[4] is not None:
                 np.testing.assert_allclose(b[4], a[4], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("limit", [0, 4096], ids=["inline", "at_once"])
+def test_a_sequence_agrees_with_op_by_op_with_its_local_derivatives_inline_or_at_once(monkeypatch, limit):
+    from tinygrad_rnn.compile import sequence
+
+    monkeypatch.setattr(sequence, "LOCAL_LIMIT", limit)  # 0: every array counts as large
+    for make in (lstm, scaled):
+        layer = make()
+        x = np.random.default_rng(3).standard_normal((T, N, D))
+        for expected in (T - 3, T - 1, T):
+            assert agrees_with_op_by_op(layer, x) == expected

@@ -18,6 +18,7 @@ step making it saves, or the next step reads.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any
 
@@ -30,6 +31,8 @@ from ..tensor import Node, Tensor
 from .codegen import Code, accumulate
 from .hoist import Hoisted, Split
 from .step import CompiledStep
+
+LOCAL_LIMIT = 4096  # elements of a step's array up to which its local derivatives are computed at once
 
 
 class CompiledSequence(OpNode):
@@ -78,11 +81,7 @@ class CompiledSequence(OpNode):
         retained = ctx.retained is not None or "stand_ins" in ctx.__dict__
         hoisted = ctx.hoisted
         if hoisted is None:
-            code, local = ctx.code, ctx.local_derivatives(ctx.code)
-
-            def step_backward(t: int, g: list[Any]) -> Any:
-                return code.backward_local(ctx.saved[t], g, retained, [d[t] for d in local])
-
+            step_backward = ctx.step_backward(ctx.code, retained)
         elif retained:  # retained gradients are the unhoisted steps': their saved values made again
             code = ctx.code
 
@@ -93,11 +92,7 @@ class CompiledSequence(OpNode):
                 return code.backward(saved, g, True)
 
         else:
-            step_code = hoisted.step_code
-            local = ctx.local_derivatives(step_code)
-
-            def step_backward(t: int, g: list[Any]) -> Any:
-                return step_code.backward_local(ctx.saved[t], g, False, [d[t] for d in local])
+            step_backward = ctx.step_backward(hoisted.step_code, False)
 
         rows = [] if hoisted is None or retained else hoisted.row_grads(steps)
         hoisted = None if retained else hoisted
@@ -123,11 +118,16 @@ class CompiledSequence(OpNode):
             x_grads, sums = hoisted.backward(rows, sums, x_grads, kx, steps)
         return (*x_grads, *[_value(c) for c in carry], *sums)
 
-    def local_derivatives(self, code: Code) -> tuple[np.ndarray, ...]:
-        """Every step's local derivatives at once (kept while the graph is retained)."""
+    def step_backward(self, code: Code, full: bool) -> Callable[[int, list[Any]], Any]:
+        """Step t's generated backward; with the local derivatives of all steps computed at once
+        (kept while the graph is retained) when the forward filled their buffers."""
+        saved = self.saved
+        if self.into is None:
+            return lambda t, g: code.backward(saved[t], g, full)
         if "local" not in self.__dict__:
             self.local = code.derivatives(*self.into)
-        return self.local
+        local = self.local
+        return lambda t, g: code.backward_local(saved[t], g, full, [d[t] for d in local])
 
     def keep_retained(self, t: int, slots: dict[str, Any]) -> None:
         """Retained gradients of step t: its outputs' (complete now) and, if unfolded, its ops'."""
@@ -196,14 +196,18 @@ def run_sequence(
     initial = carry = [t._data for t in state]
     hoisted = None if split is None else Hoisted(*split, x_arrays, captured)
     loop = code if hoisted is None else hoisted.step_code
-    forward = loop.forward_into
-    into = [np.empty((len(xs), *shape), dtype) for shape, dtype in loop.local_inputs]
+    # the local derivatives at once pay where a step's arrays are small (numpy's per-call cost shows);
+    # on large ones, copying the values they read costs what they save (measured at mid: 3-8 % slower)
+    small = all(int(np.prod(shape)) <= LOCAL_LIMIT for shape, _ in loop.local_inputs)
+    into = [np.empty((len(xs), *shape), dtype) for shape, dtype in loop.local_inputs] if small else None
+    forward = loop.forward_into if small else lambda values, transposed, _: loop.forward(values, transposed)
     with np.errstate(over="ignore") if loop.quiet else nullcontext():
         for t, x in enumerate(x_arrays):
+            rows = [b[t] for b in into] if into is not None else None
             if hoisted is None:
-                out, kept = forward(x + carry + captured, transposed, [b[t] for b in into])
+                out, kept = forward(x + carry + captured, transposed, rows)
             else:
-                out, kept = forward(hoisted.values(t, x, carry), hoisted.transposed, [b[t] for b in into])
+                out, kept = forward(hoisted.values(t, x, carry), hoisted.transposed, rows)
             out_arrays.append(out)
             saved.append(kept)
             carry = list(out)
