@@ -329,3 +329,92 @@ def test_the_cut_and_an_exploding_step_in_the_browser(browser, tmp_path: Path) -
     assert "reads a state cut by detach()" not in tab.inner_text("#tg-step-title")
     tab.fill("#tg-slider", "3")
     assert tab.inner_text("#tg-step-title").endswith("reads a state cut by detach()") and errors == []
+
+
+# --- values and each step's share of a weight's gradient ------------------------------------------
+
+
+def rnn_cell_run(steps: int, compile: object, keep: bool):
+    """nn.Recurrent(nn.RNNCell) over `steps` (float64), loss Σ out ⊙ G, backward with retain_grads;
+    the loss, the layer, the input, G and what keep_values noted."""
+    rng = np.random.default_rng(5)
+    layer = nn.Recurrent(nn.RNNCell, D, H, compile=compile, dtype=np.float64, rng=5)
+    x = tg.Tensor(rng.standard_normal((steps, N, D)), name="x")
+    g = rng.standard_normal((steps, N, H))
+    with viz.keep_values() if keep else _nothing() as values:
+        output, _ = layer(x)
+        loss = (output * tg.Tensor(g, name="G")).sum()
+    viz.retain_grads(loss)
+    loss.backward()
+    return loss, layer, x.data, g, output.data, values
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def bptt_shares(x: np.ndarray, g: np.ndarray, h: np.ndarray, w_hh: np.ndarray) -> list[np.ndarray]:
+    """dW_hh,t = δ_tᵀ h_{t−1}, δ_t = (G_t + δ_{t+1} W_hh) ⊙ (1 − h_t²): the seed notes' BPTT in numpy."""
+    steps = len(h)
+    delta, shares = np.zeros_like(h[0]), [None] * steps
+    for t in reversed(range(steps)):
+        delta = (g[t] + delta @ w_hh) * (1 - h[t] ** 2)
+        previous = h[t - 1] if t else np.zeros_like(h[0])
+        shares[t] = delta.T @ previous
+    return shares
+
+
+@pytest.mark.parametrize("compile, keep", [(None, True), ("replay", False), (False, False)])
+def test_each_steps_share_of_a_weight_is_what_bptt_gives_and_they_sum_to_its_gradient(compile, keep) -> None:
+    """Op by op (under keep_values) and replayed, each step's dW_hh,t on the page equals the hand BPTT."""
+    loss, layer, x, g, h, _ = rnn_cell_run(7, compile, keep)
+    w_hh = layer.cell_l0.weight_hh
+    expected = bptt_shares(x, g, h, w_hh.data)
+    shares = viz.shares.step_shares(loss, {id(w_hh.node): "w"})
+    by_t = {step.t: own["w"] for step, own in shares.items()}
+    assert sorted(by_t) == list(range(7))
+    for t in range(7):
+        np.testing.assert_allclose(by_t[t], expected[t], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(sum(by_t.values()), w_hh.grad.data, rtol=1e-10, atol=1e-12)
+    data = page_data(viz.page(loss, params=layer))
+    on_page = data["chains"][0]["shares"]["cell_l0.weight_hh"]
+    assert on_page == pytest.approx([float(np.linalg.norm(expected[t])) for t in range(7)], rel=1e-3)
+
+
+def test_a_compiled_sequence_gives_its_steps_no_share() -> None:
+    """One node for many steps cannot say which step sent what: those steps get none, not a wrong one."""
+    loss, layer, *_ = rnn_cell_run(9, True, False)
+    shares = viz.shares.step_shares(loss, {id(layer.cell_l0.weight_hh.node): "w"})
+    assert len(shares) < 9  # the steps after the first compiled one ran as one sequence node
+
+
+def test_values_kept_during_the_forward_pass_are_the_tensors_values() -> None:
+    loss, layer, _, _, h, values = rnn_cell_run(5, None, True)
+    data = page_data(viz.page(loss, params=layer, values=values))
+    chain = data["chains"][0]
+    nodes = data["programs"][chain["program"][3]]["nodes"]
+    j = next(k for k, n in enumerate(nodes) if n["label"] == "h")
+    low, mean, high = chain["values"][3][j]
+    assert (low, mean, high) == pytest.approx((h[3].min(), h[3].mean(), h[3].max()), rel=1e-3)
+    assert page_data(viz.page(loss, params=layer))["chains"][0]["values"] is None  # none kept: none shown
+
+
+def test_values_and_shares_in_the_browser(browser, tmp_path: Path) -> None:
+    loss, layer, x, g, h, values = rnn_cell_run(6, None, True)
+    path = viz.page(loss, params=layer, values=values).save(tmp_path / "v.html")
+    tab, errors = open_page(browser, path)
+    tab.fill("#tg-slider", "4")
+    weights = tab.eval_on_selector_all(
+        "#tg-weights tbody tr", "rs => rs.map(r => [...r.cells].map(c => c.textContent))"
+    )
+    share = {row[0]: row[4] for row in weights}["cell_l0.weight_hh"]
+    expected = bptt_shares(x, g, h, layer.cell_l0.weight_hh.data)[4]
+    assert math.isclose(float(share), float(np.linalg.norm(expected)), rel_tol=1e-3)
+    tab.locator("#tg-step-svg g.node", has_text="h = Tanh").hover()
+    tip = tab.inner_text("#tg-tip")
+    assert "values min / mean / max = " in tip and f"{h[4].max():.4g}"[:5] in tip
+    assert errors == []

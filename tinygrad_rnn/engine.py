@@ -41,6 +41,8 @@ class OpNode:
     output_counter = UNCHANGED  # the output's counter, once it has one (Node.own_counter)
     retained: list[Node] | None = None  # outputs asking for their .grad (retain_grad)
     freed = False  # set by a backward without retain_graph
+    keeps_sent_grads = False  # set by Node.keep_sent_grads: backward keeps what it sends each input
+    sent_grads: tuple[Any, ...] | None = None  # then: one gradient (or None) per parent
 
     @staticmethod
     def backward(ctx: Any, *grads: Any) -> tuple[Any, ...]:
@@ -216,6 +218,8 @@ def backward(node: Node, seed: np.ndarray, retain_graph: bool) -> None:
         if ctx.retained is not None:
             ctx.store_retained(grads_out)
         grads = ctx.backward(ctx, *grads_out)
+        if ctx.keeps_sent_grads:  # asked for by pictures: each step's share of a weight's gradient
+            ctx.sent_grads = tuple([None if g is None else np.array(_value(g)) for g in grads])
         if not retain_graph:
             ctx.release()
         if len(grads) != len(ctx.parents):

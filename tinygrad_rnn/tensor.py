@@ -258,6 +258,24 @@ class Node:
         else:
             self.grad._data += g  # accumulate in place, as torch: no new buffer for every backward
 
+    def keep_sent_grads(self) -> None:
+        """Have the next backward keep the gradient the op that made this tensor sends each of its
+        inputs (`sent_grads`, one per `parents`): what one op call adds to a weight's gradient."""
+        if self._ctx is not None:
+            self._ctx.keeps_sent_grads = True
+
+    @property
+    def sent_grads(self) -> tuple[Any, ...] | None:
+        """After a backward that kept them (`keep_sent_grads`): the gradient the op that made this
+        tensor sent each of its inputs, aligned with the op call's parents; None otherwise."""
+        return self._ctx.sent_grads if self._ctx is not None else None
+
+    @property
+    def op_parents(self) -> tuple[Node, ...]:
+        """The nodes of the inputs of the op call that made this tensor, as backward sees them (a
+        replayed step's inputs, not the ops inside it): what `sent_grads` is aligned with."""
+        return self._ctx.parents if self._ctx is not None else ()
+
     def retain_grad(self) -> None:
         """Keep `.grad` on this intermediate after backward (leaves keep it anyway)."""
         if not self.requires_grad:

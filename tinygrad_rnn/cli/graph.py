@@ -13,6 +13,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +67,16 @@ def _graph(args: argparse.Namespace) -> int:
     h0 = Tensor(np.zeros(state_shape), requires_grad=True, name="h0")
     c0 = Tensor(np.zeros(state_shape), requires_grad=True, name="c0")
     hx = {"lstm": (h0, c0), "rnn": h0, "gru": h0}.get(args.cell)  # your cell: its zeros
-    output, _ = model(x, hx, lengths=lengths)
-    loss = (output * Tensor(rng.standard_normal(output.shape), name="G")).sum()
-    loss.name = "loss"
     page = args.output.suffix.lower() == ".html"
+    with viz.keep_values() if page else nullcontext() as values:  # the page shows values too
+        output, _ = model(x, hx, lengths=lengths)
+        loss = (output * Tensor(rng.standard_normal(output.shape), name="G")).sum()
+    loss.name = "loss"
     if args.grads or page:
         viz.retain_grads(loss)
     loss.backward()
     if page:
-        page_of = viz.page(loss, params=model, timeout=args.timeout)
+        page_of = viz.page(loss, params=model, values=values, timeout=args.timeout)
         return _written(args.output, page_of.save)
     max_steps = None if args.all_steps else args.max_steps or "auto"
     picture = viz.draw(

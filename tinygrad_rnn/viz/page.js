@@ -33,6 +33,9 @@
   }
   const fmt = (x) =>
     x === null || x === undefined ? "no grad kept" : typeof x === "string" ? x : x === 0 ? "0" : x.toExponential(3);
+  // a value summary [min, mean, max] as text ('' when the forward ran without viz.keep_values())
+  const num = (x) => (typeof x === "string" ? x : Math.abs(x) >= 1e4 || (x !== 0 && Math.abs(x) < 1e-3) ? x.toExponential(2) : +x.toPrecision(4));
+  const summary = (v) => (v ? `${num(v[0])} / ${num(v[1])} / ${num(v[2])}` : "");
   const dark = (c) => c === P[0] || c === P[1] || c === P[P.length - 1] || c === P[P.length - 2];
 
   // overview: one strip of T cells per layer-direction, then the chart
@@ -134,10 +137,16 @@
       }
       rows.push(
         `<tr data-node="${j}"><td>${escape(n.label)}</td><td>${escape(n.op)}</td><td>${escape(n.shape)}</td>` +
-          `<td>${n.dtype}</td><td class="num">${fmt(norms[j])}</td></tr>`
+          `<td>${n.dtype}</td><td class="num">${fmt(norms[j])}</td>` +
+          `<td class="num">${c.values ? summary(c.values[i][j]) || "not kept" : "-"}</td></tr>`
       );
     });
     $("tg-step-table").tBodies[0].innerHTML = rows.join("");
+    document.querySelectorAll("#tg-weights tbody tr").forEach((row, w) => {
+      const share = (c.shares[D.weights[w].name] || [])[i];
+      row.cells[4].textContent = share === undefined ? "none kept" : fmt(share);
+    });
+    $("tg-share-step").textContent = `t${t}`;
     const cut = c.cuts.includes(t) ? " · reads a state cut by detach()" : "";
     $("tg-step-title").textContent = `${c.cell} t${t} (${c.title}, step program ${program})${cut}`;
     $("tg-where").textContent = `t = ${t} of ${c.t[0]}…${c.t[c.t.length - 1]} · ${c.title}`;
@@ -160,8 +169,12 @@
     const k = state.chain, c = D.chains[k];
     const j = +g.id.split("-")[1], n = D.programs[c.program[state.i]].nodes[j];
     const box = $("tg-tip");
+    const values = c.values ? summary(c.values[state.i][j]) : "";
+    const share = n.kind === "param" ? (c.shares[n.label] || [])[state.i] : undefined;
     box.textContent = `${n.label}${n.op && n.op !== n.label ? " = " + n.op : ""}\n${n.shape} ${n.dtype}\n‖grad‖ = ${g.dataset.grad} at t${c.t[state.i]}` +
-      (n.kind === "param" ? " (total over all steps)" : "");
+      (n.kind === "param" ? " (total over all steps)" : "") +
+      (share !== undefined ? `\nthis step's share ‖dθ_t‖ = ${fmt(share)}` : "") +
+      (values ? `\nvalues min / mean / max = ${values}` : "");
     box.hidden = false;
     box.style.left = `${e.clientX + 14}px`;
     box.style.top = `${e.clientY + 14}px`;
@@ -208,7 +221,9 @@
       ? ""
       : " No gradient was kept: call viz.retain_grads(loss) before loss.backward().");
   const weights = D.weights.map(
-    (w) => `<tr><td>${escape(w.name)}</td><td>${w.shape}</td><td>${w.dtype}</td><td class="num">${fmt(w.grad)}</td></tr>`
+    (w) =>
+      `<tr><td>${escape(w.name)}</td><td>${w.shape}</td><td>${w.dtype}</td><td class="num">${fmt(w.grad)}</td>` +
+      `<td class="num"></td></tr>`
   );
   document.querySelector("#tg-weights tbody").innerHTML = weights.join("");
   drawStrips();

@@ -16,6 +16,7 @@ from typing import Any
 from .graph import DETACHED, OP, Node, state_parts
 from .steps import Chain, Step
 from .style import describe, grad_norm
+from .values import KeptValues, Summary
 
 
 @dataclass(slots=True)
@@ -31,10 +32,12 @@ class StepProgram:
 @dataclass(slots=True)
 class StepNumbers:
     """One step: its program, ‖grad‖ per program node then per external input (None: no grad kept),
-    and its state parts (what a step of its chain passes on: h, c, ...) as {name: ‖grad‖}."""
+    the same nodes' value summaries (min, mean, max; None: not kept, see values.py), and its state
+    parts (what a step of its chain passes on: h, c, ...) as {name: ‖grad‖}."""
 
     program: int
     norms: list[float | None]
+    values: list[Summary | None]
     parts: dict[str, float | None]
     cut: bool  # the step reads a tensor cut by detach()
 
@@ -48,8 +51,9 @@ class Programs:
     part_names: list[str] = field(default_factory=list)
 
 
-def group_steps(nodes: list[Node]) -> Programs:
-    """Sort the step nodes of `nodes` (topological order, as `graph.build` gives) into programs."""
+def group_steps(nodes: list[Node], values: KeptValues | None = None) -> Programs:
+    """Sort the step nodes of `nodes` (topological order, as `graph.build` gives) into programs, with
+    their numbers (and value summaries where `values` kept them)."""
     by_step: dict[Step, list[Node]] = {}
     for node in nodes:
         if node.step is not None and node.kind == OP:
@@ -70,10 +74,14 @@ def group_steps(nodes: list[Node]) -> Programs:
             keys[key] = len(found.programs)
             found.programs.append(StepProgram(keys[key], members, external))
         norms = [grad_norm(n.tensors) for n in members] + [grad_norm(read) for _, _, read in external]
+        summaries = [
+            values.of(tensors) if values is not None else None
+            for tensors in [n.tensors for n in members] + [read for _, _, read in external]
+        ]
         names = part_names.get(step.chain, {"h": None})  # one step alone passes nothing on: its h
         parts = {n.name: grad_norm(n.tensors) for n in members if n.name in names}
         cut = any(source.kind == DETACHED for _, source, _ in external)
-        found.chains.setdefault(step.chain, {})[step.t] = StepNumbers(keys[key], norms, parts, cut)
+        found.chains.setdefault(step.chain, {})[step.t] = StepNumbers(keys[key], norms, summaries, parts, cut)
     return found
 
 

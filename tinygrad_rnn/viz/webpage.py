@@ -20,13 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import graphviz
+import numpy as np
 
 from ..tensor import Tensor
 from .backends import RENDER_TIMEOUT, RenderError, find_renderer, missing, run
 from .drawing import FONT
 from .graph import OP, PARAM, Node, build, parameter_names
 from .programs import Programs, StepProgram, group_steps
+from .shares import step_shares
+from .steps import Step
 from .style import FILL, PALETTE, describe, grad_norm, log_span, node_label, text
+from .values import KeptValues, Summary
 
 
 class Page:
@@ -49,7 +53,12 @@ class Page:
 
 
 def page(
-    root: Tensor, *, params: Any = None, title: str | None = None, timeout: float | None = RENDER_TIMEOUT
+    root: Tensor,
+    *,
+    params: Any = None,
+    values: KeptValues | None = None,
+    title: str | None = None,
+    timeout: float | None = RENDER_TIMEOUT,
 ) -> Page:
     """The page of the graph that computed `root` (typically the loss), after `root.backward()`.
 
@@ -57,13 +66,16 @@ def page(
     overview colours step t of each layer-direction by ‖dL/dh_t‖ (or another state part: c, ...),
     and the chosen step shows every op's shape, dtype and ‖grad‖. `params` names the weights (a
     Module, a mapping or `named_parameters()` pairs). The graph keeps no values (only what backward
-    needs), so the page shows no value summaries. Raises RenderError when no renderer is installed
-    or the layout takes longer than `timeout` seconds.
+    needs): run the forward pass under `keep_values()` and pass what it returns as `values` to see
+    each node's min, mean and max (values.py). `retain_grads` also has every op call that reads a
+    weight keep what it sends it, so the page shows each step's share dθ_t of a weight's gradient
+    (shares.py). Raises RenderError when no renderer is installed or the layout takes longer than
+    `timeout` seconds.
     """
     if not isinstance(root, Tensor):
         raise TypeError(f"page: expected a Tensor (typically the loss), got {type(root).__name__}")
     nodes, _ = build(root, parameter_names(params))
-    found = group_steps(nodes)
+    found = group_steps(nodes, values)
     if not found.chains:
         raise ValueError(
             "page: the graph has no recurrent steps (ops under a '<cell>.l<k>.t<t>' scope, as nn.RNN, "
@@ -71,8 +83,13 @@ def page(
         )
     title = title if title is not None else _default_title(found)
     svgs = _layouts(found.programs, timeout)
-    data = _data(found, nodes, svgs)
+    weights = {id(t): _weight_name(node) for node in nodes if node.kind == PARAM for t in node.tensors}
+    data = _data(found, nodes, svgs, step_shares(root, weights), values is not None)
     return Page(_document(title, data), title)
+
+
+def _weight_name(node: Node) -> str:
+    return node.name or describe(node.tensors, True, False)
 
 
 def _default_title(found: Programs) -> str:
@@ -127,6 +144,10 @@ def _layouts(programs: list[StepProgram], timeout: float | None) -> list[str]:
     return [re.sub(r"<title>.*?</title>|<!--.*?-->", "", svg, flags=re.S) for svg in svgs]
 
 
+def _norm(g: Any) -> float | None:
+    return None if g is None else float(np.sqrt(np.vdot(g, g).real))
+
+
 def _number(x: float | None) -> float | str | None:
     """A norm as JSON: 4 significant digits, None for no gradient, 'inf' or 'nan' (JSON has neither)."""
     if x is None or math.isfinite(x):
@@ -134,9 +155,16 @@ def _number(x: float | None) -> float | str | None:
     return str(x)
 
 
-def _data(found: Programs, nodes: list[Node], svgs: list[str]) -> dict[str, Any]:
-    """What the page's script reads: chains with per-step numbers, programs with their layouts and
-    node descriptions, the scales, and the weights."""
+def _summary(s: Summary | None) -> list[float | str | None] | None:
+    return None if s is None else [_number(x) for x in s]
+
+
+def _data(
+    found: Programs, nodes: list[Node], svgs: list[str], shares: dict[Step, dict[str, Any]], kept: bool
+) -> dict[str, Any]:
+    """What the page's script reads: chains with per-step numbers (‖grad‖, value summaries, each
+    weight's share), programs with their layouts and node descriptions, the scales, and the weights."""
+    names = [_weight_name(node) for node in nodes if node.kind == PARAM]
     chains = []
     for chain, steps in found.chains.items():
         ts = list(steps)
@@ -147,6 +175,12 @@ def _data(found: Programs, nodes: list[Node], svgs: list[str]) -> dict[str, Any]
                 "t": ts,
                 "program": [steps[t].program for t in ts],
                 "norms": [[_number(x) for x in steps[t].norms] for t in ts],
+                "values": [[_summary(v) for v in steps[t].values] for t in ts] if kept else None,
+                "shares": {
+                    name: [_number(_norm(shares.get(Step(chain, t), {}).get(name))) for t in ts]
+                    for name in names
+                    if any(name in shares.get(Step(chain, t), {}) for t in ts)
+                },
                 "parts": {
                     name: [_number(steps[t].parts.get(name)) for t in ts]
                     for name in found.part_names
@@ -184,7 +218,7 @@ def _data(found: Programs, nodes: list[Node], svgs: list[str]) -> dict[str, Any]
         programs.append({"svg": svg, "nodes": described})
     weights = [
         {
-            "name": node.name or describe(node.tensors, True, False),
+            "name": _weight_name(node),
             "shape": describe(node.tensors, True, False),
             "dtype": str(node.tensors[0].dtype),
             "grad": _number(grad_norm(node.tensors)),

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ...compile import BOOKKEEPING, compiled
-from ...context import scope
+from ...context import current_tape, scope
 from ...errors import ShapeError
 from ...factories import generator
 from ...functions import cat, stack, where
@@ -264,7 +264,9 @@ class RecurrentBase(Module):
             if state is None:
                 state = direction.initial_state(batch)
 
-        step = self._fast_path(direction, label)
+        # inside a recording (a step of an outer loop being recorded, viz.keep_values) the steps run op
+        # by op: the recording sees every op, and an inner fast path would hide them
+        step = direction if current_tape.get() is not None else self._fast_path(direction, label)
         # without hx each sequence begins from what the step makes of None; track who has begun
         waiting = np.ones((batch, 1), dtype=bool) if state is None else None
         outputs: list[Tensor | None] = [None] * steps
