@@ -80,9 +80,6 @@ class Lib:
     def read(self, h: Any) -> float:
         return float(h.data.sum()) if self.name == "tg" else float(h.detach().sum())
 
-    def as_float(self, count: Any) -> Any:
-        return count.double()
-
 
 TG, TORCH = Lib("tg"), Lib("torch")
 
@@ -116,7 +113,7 @@ def impure_step(lib: Lib, cell: Any, p: list[Any], x: Any, state: Any, n: int) -
     if not int_part:
         return h_new
     count = count + 1
-    return h_new + lib.as_float(count) * 0.01, count
+    return h_new + count.double() * 0.01, count
 
 
 class TorchMirror:

@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -341,20 +342,12 @@ def rnn_cell_run(steps: int, compile: object, keep: bool):
     layer = nn.Recurrent(nn.RNNCell, D, H, compile=compile, dtype=np.float64, rng=5)
     x = tg.Tensor(rng.standard_normal((steps, N, D)), name="x")
     g = rng.standard_normal((steps, N, H))
-    with viz.keep_values() if keep else _nothing() as values:
+    with viz.keep_values() if keep else nullcontext() as values:
         output, _ = layer(x)
         loss = (output * tg.Tensor(g, name="G")).sum()
     viz.retain_grads(loss)
     loss.backward()
     return loss, layer, x.data, g, output.data, values
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def bptt_shares(x: np.ndarray, g: np.ndarray, h: np.ndarray, w_hh: np.ndarray) -> list[np.ndarray]:

@@ -28,17 +28,19 @@ def step_shares(root: Tensor, weights: dict[int, str]) -> dict[Step, dict[str, n
         if sent is not None:
             calls.setdefault(id(sent), (sent, node.op_parents, set()))[2].add(parse_scope(node.scope))
     shares: dict[Step, dict[str, np.ndarray]] = {}
-    covered_by_many: set[Step] = set()
+    covered_by_many: set[Step | None] = set()
     for sent, parents, steps in calls.values():
-        if len(steps) != 1 or None in steps:
-            covered_by_many |= {s for s in steps if s is not None} if len(steps) > 1 else set()
+        if len(steps) > 1:
+            covered_by_many |= steps - {None}
             continue
         (step,) = steps
+        if step is None:  # a call outside the steps (the input projection)
+            continue
+        own = shares.setdefault(step, {})
         for parent, g in zip(parents, sent, strict=True):
             name = weights.get(id(parent))
             if name is not None and g is not None:
-                own = shares.setdefault(step, {})  # type: ignore[arg-type]
                 own[name] = own[name] + g if name in own else g
     for step in covered_by_many:
-        shares.pop(step, None)
-    return shares
+        shares.pop(step, None)  # type: ignore[arg-type]
+    return {step: own for step, own in shares.items() if own}

@@ -43,11 +43,11 @@ class KeptValues:
 
     def of(self, nodes: list[Any]) -> Summary | None:
         """The summary of several graph nodes taken together (a split's pieces), None if not noted."""
-        found = [self.summaries.get(n) for n in nodes]
-        if not found or any(f is None for f in found):
+        found = [self.summaries[n] for n in nodes if n in self.summaries]
+        if not found or len(found) != len(nodes):
             return None
-        means = [f[1] for f in found]  # type: ignore[index]
-        return (min(f[0] for f in found), math.fsum(means) / len(means), max(f[2] for f in found))  # type: ignore[index]
+        lows, means, highs = zip(*found, strict=True)
+        return min(lows), math.fsum(means) / len(means), max(highs)
 
 
 class _NotingCalls(list):
